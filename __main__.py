@@ -1,0 +1,18 @@
+"""hapx: a highly available HAProxy pair on libvirt (Corosync/Pacemaker, floating VIP)."""
+
+import pulumi
+
+from components import HaproxyCluster, HaproxyClusterArgs
+from components.config import secret_overrides, settings_from_config
+
+settings = settings_from_config()
+cluster = HaproxyCluster("hapx", HaproxyClusterArgs(settings=settings, **secret_overrides()))
+
+pulumi.export("vip", cluster.vip)
+pulumi.export("nodeIps", cluster.node_ips)
+pulumi.export("backendMasters", cluster.backend_masters)
+pulumi.export("apiEndpoint", cluster.api_endpoint)
+pulumi.export("statsUrl", cluster.stats_url)
+pulumi.export("sshUser", cluster.ssh_user)
+pulumi.export("sshPrivateKey", cluster.ssh_private_key)
+pulumi.export("statsPassword", cluster.stats_password)

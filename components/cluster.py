@@ -1,0 +1,188 @@
+"""The HAProxy pair: network, base image, nodes, secrets, the bootstrap Commands and the outputs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import pulumi
+import pulumi_command as command
+import pulumi_libvirt as libvirt
+
+from components.node import HaproxyNode, HaproxyNodeArgs
+from components.secrets import RandomSecret, SshKeyPair
+from hapx import bootstrap, keys, rendering
+from hapx.rendering import HostKey, SecretValues
+from hapx.settings import Settings
+
+# pulumi-command gives up after dial_error_limit failed dials; its default (10) is about
+# 7.5 s. 60 is about four minutes of backoff: enough for a VM that is still booting.
+DIAL_ERROR_LIMIT = 60
+
+
+@dataclass
+class HaproxyClusterArgs:
+    """The validated settings and, optionally, secrets given in the stack config instead of generated."""
+
+    settings: Settings
+    ssh_private_key: Optional[pulumi.Input[str]] = None
+    corosync_authkey: Optional[pulumi.Input[str]] = None  # base64 of the raw key
+    stats_password: Optional[pulumi.Input[str]] = None
+
+
+class HaproxyCluster(pulumi.ComponentResource):
+    """Two or more Debian VMs joined by Corosync/Pacemaker, holding a VIP served by HAProxy."""
+
+    nodes: dict[str, HaproxyNode]
+    steps: dict[str, command.remote.Command]
+    network: Optional[libvirt.Network]
+    base_volume: libvirt.Volume
+    vip: pulumi.Output[str]
+    node_ips: pulumi.Output[dict]
+    backend_masters: pulumi.Output[list]
+    api_endpoint: pulumi.Output[str]
+    stats_url: pulumi.Output[str]
+    ssh_user: pulumi.Output[str]
+    ssh_private_key: pulumi.Output[str]
+    stats_password: pulumi.Output[str]
+
+    def __init__(self, name: str, args: HaproxyClusterArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("hapx:index:HaproxyCluster", name, None, opts)
+        s = args.settings
+        stack = pulumi.get_stack()
+
+        provider = libvirt.Provider(f"{name}-libvirt", uri=s.libvirt_uri, opts=pulumi.ResourceOptions(parent=self))
+        on_libvirt = pulumi.ResourceOptions(parent=self, providers=[provider])
+
+        secrets = self._secrets(name, args)
+        self.ssh_private_key = secrets["ssh_private_key"]
+        self.stats_password = secrets["stats_password"]
+
+        self.network = None
+        network_id = None
+        if s.network.creates:
+            self.network = libvirt.Network(
+                f"{name}-network",
+                name=s.network.name,
+                mode="nat",
+                domain=s.network.domain,
+                addresses=[str(s.network.cidr)],
+                autostart=True,
+                dhcp=libvirt.NetworkDhcpArgs(enabled=True),
+                dns=libvirt.NetworkDnsArgs(enabled=True, local_only=True),
+                opts=on_libvirt,
+            )
+            network_id = self.network.id
+
+        self.base_volume = libvirt.Volume(
+            f"{name}-base",
+            name=f"hapx-{stack}-base.qcow2",
+            pool=s.storage_pool,
+            source=s.base_image,
+            format="qcow2",
+            opts=on_libvirt,
+        )
+
+        self.nodes = {}
+        for node in s.nodes:
+            user_data = pulumi.Output.all(
+                secrets["ssh_public_key"], secrets["host_keys"][node.name]
+            ).apply(lambda v, node=node: rendering.user_data(
+                s, node, SecretValues("", "", v[0], {node.name: v[1]})))
+            self.nodes[node.name] = HaproxyNode(
+                node.name,
+                HaproxyNodeArgs(settings=s, node=node, base_volume=self.base_volume,
+                                user_data=pulumi.Output.secret(user_data), network_id=network_id),
+                opts=on_libvirt,
+            )
+
+        self.steps = self._bootstrap(name, s, secrets)
+
+        self.vip = pulumi.Output.from_input(str(s.vip))
+        self.node_ips = pulumi.Output.from_input({n.name: str(n.ip) for n in s.nodes})
+        self.backend_masters = pulumi.Output.from_input([f"{m.name} {m.endpoint}" for m in s.masters])
+        self.api_endpoint = pulumi.Output.from_input(f"{s.vip}:{s.haproxy.frontend_port}")
+        self.stats_url = pulumi.Output.from_input(f"http://{s.vip}:{s.haproxy.stats_port}/")
+        self.ssh_user = pulumi.Output.from_input(s.ssh_user)
+        self.register_outputs({
+            "vip": self.vip,
+            "nodeIps": self.node_ips,
+            "backendMasters": self.backend_masters,
+            "apiEndpoint": self.api_endpoint,
+            "statsUrl": self.stats_url,
+            "sshUser": self.ssh_user,
+            "sshPrivateKey": self.ssh_private_key,
+            "statsPassword": self.stats_password,
+        })
+
+    def _secrets(self, name: str, args: HaproxyClusterArgs) -> dict:
+        """Each secret from the stack config when given, else generated once for the stack."""
+        s = args.settings
+        child = pulumi.ResourceOptions(parent=self)
+        if args.ssh_private_key is not None:
+            private = pulumi.Output.secret(args.ssh_private_key)
+            public = private.apply(lambda k: keys.public_key_of(k, f"{s.ssh_user}@hapx"))
+        else:
+            pair = SshKeyPair(f"{name}-ssh-key", comment=f"{s.ssh_user}@hapx", opts=child)
+            private, public = pair.private_key, pair.public_key
+        authkey = args.corosync_authkey
+        if authkey is None:
+            authkey = RandomSecret(f"{name}-corosync-authkey", kind="authkey", opts=child).value
+        password = args.stats_password
+        if password is None:
+            password = RandomSecret(f"{name}-stats-password", kind="password", opts=child).value
+        host_keys = {}
+        for node in s.nodes:
+            pair = SshKeyPair(f"{node.name}-host-key", comment=f"root@{node.name}", opts=child)
+            host_keys[node.name] = pulumi.Output.all(pair.private_key, pair.public_key).apply(
+                lambda v: HostKey(private=v[0], public=v[1]))
+        return {
+            "ssh_private_key": pulumi.Output.secret(private),
+            "ssh_public_key": pulumi.Output.from_input(public),
+            "corosync_authkey": pulumi.Output.secret(authkey),
+            "stats_password": pulumi.Output.secret(password),
+            "host_keys": {k: pulumi.Output.secret(v) for k, v in host_keys.items()},
+        }
+
+    def _bootstrap(self, name: str, s: Settings, secrets: dict) -> dict[str, command.remote.Command]:
+        """One remote Command per bootstrap step, wired in the plan's order."""
+        values = pulumi.Output.all(
+            secrets["corosync_authkey"], secrets["stats_password"]
+        ).apply(lambda v: SecretValues(corosync_authkey=v[0], stats_password=v[1],
+                                       ssh_public_key="", host_keys={}))
+        steps: dict[str, command.remote.Command] = {}
+        for step in bootstrap.plan(s):
+            node = self.nodes[step.node]
+            node_ip = str(s.node(step.node).ip)
+            host_key = secrets["host_keys"][step.node].apply(lambda k: k.public)
+            connection = command.remote.ConnectionArgs(
+                host=node_ip,
+                user=s.ssh_user,
+                private_key=secrets["ssh_private_key"],
+                host_key=host_key,
+                dial_error_limit=DIAL_ERROR_LIMIT,
+            )
+            stdin = None
+            triggers: list = [bootstrap.digest(step.command), node.domain.id]
+            if step.stdin is not None:
+                stdin = pulumi.Output.secret(values.apply(
+                    lambda v, step=step: bootstrap.stdin_for(step, s, v)))
+                # The digest of a secret is kept secret too.
+                triggers.append(pulumi.Output.secret(stdin.apply(bootstrap.digest)))
+            depends = [node.domain] + [steps[a] for a in step.after]
+            steps[step.id] = command.remote.Command(
+                f"{name}-{step.id}",
+                connection=connection,
+                create=step.command,
+                stdin=stdin,
+                triggers=triggers,
+                add_previous_output_in_env=False,
+                logging=command.remote.Logging.STDOUT_AND_STDERR,
+                opts=pulumi.ResourceOptions(
+                    parent=self,
+                    depends_on=depends,
+                    # Nothing to undo on a VM that destroy removes anyway; never SSH into it then.
+                    deleted_with=node.domain,
+                ),
+            )
+        return steps

@@ -1,0 +1,1 @@
+"""hapx: the pure layer (settings, rendering, bootstrap plan) behind the Pulumi program."""

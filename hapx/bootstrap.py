@@ -1,0 +1,91 @@
+"""The bootstrap plan: the ordered steps that turn booted VMs into a cluster, as data."""
+
+from __future__ import annotations
+
+import hashlib
+import shlex
+from dataclasses import dataclass
+from typing import Optional
+
+from hapx import rendering
+from hapx.rendering import SecretValues
+from hapx.settings import Settings
+
+# Bounds for the waits inside the steps (seconds). cloud-init may install packages from a
+# mirror on first boot; software-emulated VMs are slow.
+WAIT_READY_S = 1200
+WAIT_MEMBERS_S = 300
+WAIT_RESOURCES_S = 180
+
+STDIN_AUTHKEY = "corosync-authkey"
+STDIN_HAPROXY_CFG = "haproxy-cfg"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One bootstrap step: a script run as root on one node, after the steps named in `after`."""
+
+    id: str
+    kind: str
+    node: str
+    script: str
+    after: tuple[str, ...] = ()
+    stdin: Optional[str] = None  # which secret-bearing input the step reads on stdin
+
+    @property
+    def command(self) -> str:
+        """The exact command line run over SSH; it never contains a secret."""
+        return f"sudo bash -c {shlex.quote(self.script)} hapx-{self.kind}"
+
+
+def _script(kind: str, **context: object) -> str:
+    return rendering.render_template(f"steps/{kind}.sh.j2", **context)
+
+
+def plan(settings: Settings) -> list[Step]:
+    """Every bootstrap step for the stack, in an order that respects each step's `after`."""
+    first = settings.nodes[0]
+    corosync_conf = rendering.corosync_conf(settings)
+    steps = [
+        Step(f"wait-ready-{n.name}", "wait-ready", n.name,
+             _script("wait-ready", node=n, timeout_s=WAIT_READY_S))
+        for n in settings.nodes
+    ]
+    steps += [
+        Step(f"join-{n.name}", "join", n.name,
+             _script("join", node=n, corosync_conf=corosync_conf),
+             after=(f"wait-ready-{n.name}",), stdin=STDIN_AUTHKEY)
+        for n in settings.nodes
+    ]
+    steps.append(Step(
+        "wait-members", "wait-members", first.name,
+        _script("wait-members", node=first, settings=settings, timeout_s=WAIT_MEMBERS_S),
+        after=tuple(f"join-{n.name}" for n in settings.nodes)))
+    steps += [
+        Step(f"install-haproxy-{n.name}", "install-haproxy", n.name,
+             _script("install-haproxy", node=n),
+             after=(f"wait-ready-{n.name}", "wait-members"), stdin=STDIN_HAPROXY_CFG)
+        for n in settings.nodes
+    ]
+    steps.append(Step(
+        "configure", "configure", first.name,
+        _script("configure", node=first, settings=settings,
+                cluster_crm=rendering.cluster_crm(settings), timeout_s=WAIT_RESOURCES_S),
+        after=("wait-members",) + tuple(f"install-haproxy-{n.name}" for n in settings.nodes)))
+    return steps
+
+
+def stdin_for(step: Step, settings: Settings, secrets: SecretValues) -> Optional[str]:
+    """What the step reads on stdin: a secret, so only call this inside Output.apply or the render CLI."""
+    if step.stdin is None:
+        return None
+    if step.stdin == STDIN_AUTHKEY:
+        return secrets.corosync_authkey + "\n"
+    if step.stdin == STDIN_HAPROXY_CFG:
+        return rendering.haproxy_cfg(settings, secrets.stats_password)
+    raise ValueError(f"unknown stdin kind {step.stdin!r} for step {step.id}")
+
+
+def digest(text: str) -> str:
+    """A short content fingerprint for a Command's triggers."""
+    return hashlib.sha256(text.encode()).hexdigest()

@@ -1,0 +1,112 @@
+"""Render every file that reaches a VM from the settings and the stack's secret values."""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+import jinja2
+
+from hapx.settings import Node, Settings
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+PACKAGES = ("corosync", "pacemaker", "crmsh", "resource-agents", "haproxy", "curl")
+DEFAULT_KEYFILE = "/etc/corosync/authkey"
+
+_env = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+    undefined=jinja2.StrictUndefined,
+    keep_trailing_newline=True,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    autoescape=False,
+    # Shell's ${#array[@]} would open a Jinja comment; the templates need no comments.
+    comment_start_string="{{#",
+    comment_end_string="#}}",
+)
+
+
+@dataclass(frozen=True)
+class HostKey:
+    """A node's SSH host key pair: OpenSSH private key text and `ssh-ed25519 AAAA...` public key."""
+
+    private: str
+    public: str
+
+
+@dataclass(frozen=True)
+class SecretValues:
+    """The stack's secrets, as plain values: only ever handled inside Output.apply or the render CLI."""
+
+    corosync_authkey: str  # base64 of the raw key bytes
+    stats_password: str
+    ssh_public_key: str
+    host_keys: Mapping[str, HostKey]
+
+
+def render_template(name: str, **context: object) -> str:
+    """Render one template under templates/; a missing variable is an error."""
+    return _env.get_template(name).render(**context)
+
+
+def instance_id(settings: Settings, node: Node) -> str:
+    """cloud-init's instance-id: changes exactly when the node's identity or addressing does."""
+    ident = f"{node.name}|{node.ip}|{node.mac}|{settings.network.cidr}|{settings.network.gateway}"
+    return f"{node.name}-{hashlib.sha256(ident.encode()).hexdigest()[:12]}"
+
+
+def user_data(settings: Settings, node: Node, secrets: SecretValues) -> str:
+    """cloud-init user-data for one node: user, SSH keys, host name, hosts, packages."""
+    return render_template(
+        "cloud-init/user-data.yaml.j2",
+        settings=settings,
+        node=node,
+        ssh_public_key=secrets.ssh_public_key.strip(),
+        host_key=secrets.host_keys[node.name],
+        packages=PACKAGES,
+    )
+
+
+def network_config(settings: Settings, node: Node) -> str:
+    """cloud-init network-config (version 2) for one node: its fixed MAC and static address."""
+    return render_template("cloud-init/network-config.yaml.j2", settings=settings, node=node)
+
+
+def meta_data(settings: Settings, node: Node) -> str:
+    """cloud-init meta-data for one node."""
+    return render_template(
+        "cloud-init/meta-data.yaml.j2", node=node, instance_id=instance_id(settings, node)
+    )
+
+
+def corosync_conf(settings: Settings, keyfile: str = DEFAULT_KEYFILE) -> str:
+    """corosync.conf: knet with crypto, the node list, two-node quorum when there are two."""
+    return render_template("corosync.conf.j2", settings=settings, keyfile=keyfile)
+
+
+def haproxy_cfg(settings: Settings, stats_password: str) -> str:
+    """haproxy.cfg: the TCP frontend over the masters and the password-protected stats page."""
+    if any(c in stats_password for c in " \t\r\n#\\'\""):
+        raise ValueError("hapx:statsPassword must not contain whitespace, quotes, '#' or '\\'")
+    return render_template(
+        "haproxy.cfg.j2",
+        settings=settings,
+        stats_password=stats_password,
+        resolvers=sorted(m.address for m in settings.masters if not _is_ip(m.address)),
+    )
+
+
+def cluster_crm(settings: Settings) -> str:
+    """The crm configuration: properties, VIP, HAProxy, colocation, order."""
+    return render_template("cluster.crm.j2", settings=settings)
+
+
+def _is_ip(value: str) -> bool:
+    try:
+        ipaddress.IPv4Address(value)
+    except ValueError:
+        return False
+    return True

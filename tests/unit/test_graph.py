@@ -1,0 +1,212 @@
+"""The resource graph of the real program under Pulumi mocks, for the dev stack and three nodes."""
+
+import copy
+
+import pytest
+
+from tests.unit.pulumi_harness import GraphMocks, run_program
+
+DOMAIN = "libvirt:index/domain:Domain"
+VOLUME = "libvirt:index/volume:Volume"
+CLOUDINIT = "libvirt:index/cloudInitDisk:CloudInitDisk"
+NETWORK = "libvirt:index/network:Network"
+COMMAND = "command:remote:Command"
+CLUSTER = "hapx:index:HaproxyCluster"
+NODE = "hapx:index:HaproxyNode"
+
+
+@pytest.fixture(scope="module")
+def dev_graph():
+    from hapx.settings import load_stack_file
+    from tests.conftest import PROJECT
+
+    return run_program(load_stack_file(str(PROJECT / "Pulumi.dev.yaml")))
+
+
+@pytest.fixture(scope="module")
+def three_graph():
+    from hapx.settings import load_stack_file
+    from tests.conftest import PROJECT
+
+    cfg = load_stack_file(str(PROJECT / "Pulumi.dev.yaml"))
+    cfg["nodes"] = cfg["nodes"] + [{"name": "hapx-node03", "ip": "192.168.4.23"}]
+    return run_program(cfg)
+
+
+def test_resource_counts(dev_graph, three_graph):
+    for graph, n in ((dev_graph, 2), (three_graph, 3)):
+        assert len(graph.of_type(CLUSTER)) == 1
+        assert len(graph.of_type(NODE)) == n
+        assert len(graph.of_type(DOMAIN)) == n
+        assert len(graph.of_type(CLOUDINIT)) == n
+        assert len(graph.of_type(VOLUME)) == n + 1  # one base, one disk per node
+        assert len(graph.of_type(NETWORK)) == 1
+        assert len(graph.of_type(COMMAND)) == 3 * n + 2
+
+
+def test_every_disk_is_cloned_from_the_one_base_volume(three_graph):
+    volumes = three_graph.of_type(VOLUME)
+    bases = [r for r in volumes.values() if "source" in r.inputs]
+    assert len(bases) == 1
+    base = bases[0]
+    assert base.inputs["source"].endswith("debian-12-generic-amd64.qcow2")
+    assert "size" not in base.inputs  # a URL source cannot be sized
+    disks = [r for r in volumes.values() if r is not base]
+    assert {d.inputs["baseVolumeId"] for d in disks} == {f"{base.name}-id"}
+    assert all(d.inputs["size"] == 10 * 1024**3 for d in disks)
+
+
+def test_each_domain_is_wired_to_its_disk_cloudinit_and_network(dev_graph):
+    net = next(iter(dev_graph.of_type(NETWORK).values()))
+    assert net.inputs["addresses"] == ["192.168.4.0/24"]
+    assert net.inputs["mode"] == "nat"
+    expected = {"hapx-node01": "192.168.4.21", "hapx-node02": "192.168.4.22"}
+    for node, ip in expected.items():
+        dom = dev_graph.resources[f"{node}-domain"]
+        assert dom.inputs["type"] == "kvm"
+        assert dom.inputs["disks"] == [{"volumeId": f"{node}-disk-id"}]
+        assert dom.inputs["cloudinit"] == f"{node}-cloudinit-id"
+        (nic,) = dom.inputs["networkInterfaces"]
+        assert nic["networkId"] == f"{net.name}-id"
+        assert nic["addresses"] == [ip]
+        assert nic["mac"].startswith("52:54:00:")
+        assert nic["waitForLease"] is False
+        assert dev_graph.parents[f"{node}-domain"] == node
+        assert dev_graph.parents[node] == "hapx"
+        ci = dev_graph.resources[f"{node}-cloudinit"]
+        assert ci.inputs["userData"].startswith("#cloud-config")
+        assert nic["mac"] in ci.inputs["networkConfig"]
+
+
+def test_an_existing_network_is_used_by_name():
+    from hapx.settings import load_stack_file
+    from tests.conftest import PROJECT
+
+    cfg = load_stack_file(str(PROJECT / "Pulumi.dev.yaml"))
+    cfg["network"] = dict(cfg["network"], mode="existing", name="lan0")
+    graph = run_program(cfg)
+    assert not graph.of_type(NETWORK)
+    for dom in graph.of_type(DOMAIN).values():
+        assert dom.inputs["networkInterfaces"][0]["networkName"] == "lan0"
+
+
+def test_commands_run_in_the_plans_order(three_graph):
+    g = three_graph
+    nodes = ["hapx-node01", "hapx-node02", "hapx-node03"]
+    commands = g.of_type(COMMAND)
+    for name in commands:
+        assert g.parents[name] == "hapx"
+    for n in nodes:
+        assert g.depends_on[f"hapx-wait-ready-{n}"] == {f"{n}-domain"}
+        assert f"hapx-wait-ready-{n}" in g.depends_on[f"hapx-join-{n}"]
+        assert {f"hapx-wait-ready-{n}", "hapx-wait-members"} <= g.depends_on[f"hapx-install-haproxy-{n}"]
+    assert {f"hapx-join-{n}" for n in nodes} <= g.depends_on["hapx-wait-members"]
+    assert {f"hapx-install-haproxy-{n}" for n in nodes} | {"hapx-wait-members"} <= g.depends_on["hapx-configure"]
+
+    # No command runs before the wait step of its node: every path back from a command
+    # reaches that node's wait-ready.
+    def ancestors(name):
+        seen, todo = set(), [name]
+        while todo:
+            for dep in g.depends_on.get(todo.pop(), ()):
+                if dep not in seen:
+                    seen.add(dep)
+                    todo.append(dep)
+        return seen
+
+    for name, cmd in commands.items():
+        host = cmd.inputs["connection"]["host"]
+        node = next(n for n in nodes if g.resources[f"{n}-domain"].inputs["networkInterfaces"][0]["addresses"] == [host])
+        if "wait-ready" not in name:
+            assert f"hapx-wait-ready-{node}" in ancestors(name), name
+        assert all(f"hapx-join-{n}" in ancestors("hapx-configure") for n in nodes)
+
+
+def test_commands_connect_safely(dev_graph):
+    for name, cmd in dev_graph.of_type(COMMAND).items():
+        conn = cmd.inputs["connection"]
+        assert conn["user"] == "debian"
+        assert conn["hostKey"].startswith("ssh-ed25519 ")
+        assert conn["dialErrorLimit"] >= 60
+        assert "connection" in dev_graph.secret_inputs[name]  # it carries the private key
+        assert cmd.inputs["addPreviousOutputInEnv"] is False
+        opts = dev_graph.opts[name]
+        assert opts.deleted_with is not None and opts.deleted_with._name.endswith("-domain")
+        triggers = cmd.inputs["triggers"]
+        assert len(triggers) >= 2 and triggers[1].endswith("-domain-id")
+
+
+def test_secrets_travel_on_stdin_and_stay_secret(dev_graph):
+    g = dev_graph
+    for name, cmd in g.of_type(COMMAND).items():
+        if "-join-" in name or "install-haproxy" in name:
+            assert "stdin" in g.secret_inputs[name]
+        assert "stats auth" not in cmd.inputs["create"]
+    stats_password = g.outputs["statsPassword"]
+    for name, cmd in g.of_type(COMMAND).items():
+        assert stats_password not in cmd.inputs["create"]
+        assert stats_password not in str(cmd.inputs["triggers"])
+    for name in g.of_type(CLOUDINIT):
+        assert "user_data" in g.secret_inputs[name]
+    assert {"sshPrivateKey", "statsPassword"} <= g.secret_outputs
+
+
+def test_outputs(dev_graph):
+    out = dev_graph.outputs
+    assert out["vip"] == "192.168.4.20"
+    assert out["nodeIps"] == {"hapx-node01": "192.168.4.21", "hapx-node02": "192.168.4.22"}
+    assert out["backendMasters"] == [
+        "kube-mast01 kube-mast01:6443", "kube-mast02 kube-mast02:6443", "kube-mast03 kube-mast03:6443"]
+    assert out["apiEndpoint"] == "192.168.4.20:6443"
+    assert out["statsUrl"] == "http://192.168.4.20:32700/"
+    assert out["sshUser"] == "debian"
+    assert out["sshPrivateKey"].startswith("-----BEGIN OPENSSH PRIVATE KEY-----")
+    public = {"vip", "nodeIps", "backendMasters", "apiEndpoint", "statsUrl", "sshUser"}
+    assert not public & dev_graph.secret_outputs
+
+
+def test_changing_a_master_changes_only_the_haproxy_steps(dev_config):
+    before = run_program(dev_config)
+    cfg = copy.deepcopy(dev_config)
+    cfg["masters"][2] = {"name": "kube-mast04", "address": "kube-mast04", "port": 6443}
+    after = run_program(cfg)
+    changed = set()
+    for name, cmd in before.of_type(COMMAND).items():
+        other = after.resources[name]
+        if (cmd.inputs["create"], cmd.inputs.get("stdin"), cmd.inputs["triggers"]) != (
+                other.inputs["create"], other.inputs.get("stdin"), other.inputs["triggers"]):
+            changed.add(name)
+    assert changed == {"hapx-install-haproxy-hapx-node01", "hapx-install-haproxy-hapx-node02"}
+    for kind in (DOMAIN, VOLUME, CLOUDINIT, NETWORK):
+        for name, res in before.of_type(kind).items():
+            assert res.inputs == after.resources[name].inputs, name
+
+
+def test_secret_config_overrides_generation(dev_config):
+    from hapx import keys
+
+    pair = keys.ssh_keypair("given")
+    graph = run_program(dev_config, secret_config={
+        "statsPassword": "GivenPassw0rd", "sshPrivateKey": pair.private,
+        "corosyncAuthkey": keys.corosync_authkey()})
+    assert graph.outputs["statsPassword"] == "GivenPassw0rd"
+    assert graph.outputs["sshPrivateKey"] == pair.private
+    dynamic = {r.inputs.get("comment") or r.inputs.get("kind") for n, r in graph.resources.items()
+               if r.typ.startswith("pulumi-python:dynamic")}
+    assert dynamic == {"root@hapx-node01", "root@hapx-node02"}  # only the host keys are generated
+    ci = graph.resources["hapx-node01-cloudinit"].inputs["userData"]
+    assert pair.public.split()[1] in ci
+
+
+def test_bad_config_fails_before_any_resource(dev_config):
+    from hapx.settings import SettingsError
+
+    cfg = copy.deepcopy(dev_config)
+    cfg["vip"] = "192.168.9.20"
+    cfg["haproxy"] = {"statsPort": 99999}
+    mocks = GraphMocks()
+    with pytest.raises(SettingsError) as err:
+        run_program(cfg, mocks=mocks)
+    text = str(err.value)
+    assert "hapx:vip" in text and "hapx:haproxy.statsPort" in text
+    assert mocks.resources == {}
