@@ -258,6 +258,9 @@ def _network(r: _Reader) -> Optional[Network]:
         gateway = next(cidr.hosts())
     if gateway is not None and cidr is not None and gateway not in cidr:
         r.fail("network.gateway", f"{gateway} is outside network.cidr {cidr}")
+    elif gateway is not None and cidr is not None and mode == "create" and gateway != next(cidr.hosts()):
+        # A network libvirt creates always routes through its first host address.
+        r.fail("network.gateway", f"must be {next(cidr.hosts())} (the first address) when network.mode is create")
     dns_raw = src.get("dnsServers")
     dns: list[ipaddress.IPv4Address] = []
     if dns_raw is None:

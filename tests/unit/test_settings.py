@@ -61,6 +61,7 @@ def test_default_mac_is_stable_and_local():
     (lambda c: c["network"].update(cidr="192.168.4.0/33"), "hapx:network.cidr", "not an IPv4 network"),
     (lambda c: c["network"].update(cidr="192.168.4.7/24"), "hapx:network.cidr", "not an IPv4 network"),
     (lambda c: c["network"].update(gateway="10.1.1.1"), "hapx:network.gateway", "outside"),
+    (lambda c: c["network"].update(gateway="192.168.4.254"), "hapx:network.gateway", "first address"),
     (lambda c: c.update(haproxy={"statsPort": 0}), "hapx:haproxy.statsPort", "between 1 and 65535"),
     (lambda c: c.update(haproxy={"statsPort": 6443}), "hapx:haproxy.statsPort", "must differ"),
     (lambda c: c.update(haproxy={"frontendPort": "https"}), "hapx:haproxy.frontendPort", "integer"),
