@@ -47,7 +47,7 @@ def test_network_config_is_static_v2_matched_by_mac(dev):
     assert doc["version"] == 2
     assert eth["match"]["macaddress"] == node.mac
     assert eth["addresses"] == ["192.168.4.21/24"]
-    assert eth["routes"] == [{"to": "0.0.0.0/0", "via": "192.168.4.1"}]
+    assert eth["gateway4"] == "192.168.4.1"
 
 
 def test_meta_data_instance_id_follows_identity(dev_config):

@@ -1,0 +1,102 @@
+"""Fixtures of the VALIDATE tier: the rendered stacks, per-test work directories, and the
+host checks (root for `ip netns`, the Debian tools present, no namespace left behind)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from hapx import bootstrap
+from hapx.bootstrap import Step
+from hapx.render import render_all, test_secrets
+from hapx.rendering import SecretValues
+from hapx.settings import Node, Settings, settings_from_dict
+from tests.validate import harness
+from tests.validate.variants import VARIANTS
+
+
+@pytest.fixture(scope="session", autouse=True)
+def validate_host():
+    """Fail (never skip) when the host cannot run the tier; clear namespaces a crashed run left."""
+    if os.geteuid() != 0:
+        pytest.fail("the validate tier needs root (ip netns, unshare --mount): run it as root", pytrace=False)
+    missing = harness.missing_tools()
+    if missing:
+        pytest.fail("the validate tier needs: " + "; ".join(missing)
+                    + " (scripts/install-deps validate)", pytrace=False)
+    for name in harness.stale_netns():
+        harness.delete_netns(name)
+    yield
+    for name in harness.own_netns():
+        harness.delete_netns(name)
+
+
+@pytest.fixture(autouse=True)
+def no_namespace_left_behind():
+    """Every test deletes the network namespaces it made, also when it fails."""
+    yield
+    left = harness.own_netns()
+    for name in left:
+        harness.delete_netns(name)
+    assert not left, f"network namespaces left behind: {left}"
+
+
+@dataclass(frozen=True)
+class RenderedStack:
+    """One stack rendered by hapx.render.render_all into a temporary directory."""
+
+    name: str
+    settings: Settings
+    secrets: SecretValues
+    root: Path
+    plan: dict
+    steps: tuple[Step, ...]
+
+    def node_dir(self, node: Node) -> Path:
+        return self.root / "nodes" / node.name
+
+    def step_files(self) -> list[Path]:
+        return [self.root / s["script"] for s in self.plan["steps"]]
+
+
+@pytest.fixture(scope="session", params=list(VARIANTS), ids=list(VARIANTS))
+def stack(request, tmp_path_factory) -> RenderedStack:
+    """Each variant rendered once (with fresh test secrets); removed at the end of the session."""
+    name = request.param
+    settings = settings_from_dict(VARIANTS[name]())
+    secrets, private_key = test_secrets(settings)
+    base = tmp_path_factory.mktemp(f"stack-{name}")
+    out = base / "out"
+    plan = render_all(settings, secrets, private_key, out)
+    yield RenderedStack(name, settings, secrets, out, plan, tuple(bootstrap.plan(settings)))
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def dev_stack(tmp_path_factory) -> RenderedStack:
+    """The dev stack alone, for tests that break one of its files on purpose."""
+    settings = settings_from_dict(VARIANTS["dev"]())
+    secrets, private_key = test_secrets(settings)
+    base = tmp_path_factory.mktemp("stack-dev-negative")
+    out = base / "out"
+    plan = render_all(settings, secrets, private_key, out)
+    yield RenderedStack("dev", settings, secrets, out, plan, tuple(bootstrap.plan(settings)))
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def work(request, tmp_path_factory) -> Path:
+    """A scratch directory for one test, removed afterwards (pass or fail)."""
+    path = tmp_path_factory.mktemp("work")
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def crm_env(work) -> harness.CrmEnv:
+    """crmsh's environment for one test: its own HOME, and the crm_resource shim for systemd: agents."""
+    return harness.make_crm_env(work)

@@ -1,0 +1,821 @@
+"""The VALIDATE tier's harness: run the real Debian tools on rendered files.
+
+Every `check_*` function runs one real tool (the same versions the VMs run: haproxy 2.6,
+cloud-init 22.4, corosync 3.1, pacemaker 2.1, crmsh 4.4, shellcheck 0.9) and raises
+`CheckFailed` with the command line and the tool's own output when the tool rejects its
+input; when the tool accepts, it returns the `ToolResult`. Positive and negative tests go
+through these same functions, so a negative test proves that the check can fail.
+
+Side effects are kept off the host: corosync and crmsh write log files and the configure
+step writes under /var/lib, so those run in a private mount namespace with a tmpfs over the
+directories they write; network namespaces are named `hapx-val-<pid>-<n>` and always
+deleted (stale ones from a crashed run are removed by the tier's conftest).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import hashlib
+import itertools
+import json
+import os
+import re
+import shutil
+import subprocess
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator, Mapping, Optional, Sequence
+
+TIMEOUT_S = 60
+NETNS_PREFIX = "hapx-val-"
+SYSTEM_PYTHON = "/usr/bin/python3"  # cloud-init's own interpreter (its modules are not in the venv)
+BASE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+# The tools the tier runs and the Debian package that provides each.
+TOOLS = {
+    "haproxy": "haproxy",
+    "cloud-init": "cloud-init",
+    "corosync": "corosync",
+    "cibadmin": "pacemaker-cli-utils",
+    "crm_verify": "pacemaker-cli-utils",
+    "crm_simulate": "pacemaker-cli-utils",
+    "crm_mon": "pacemaker-cli-utils",
+    "crm_resource": "pacemaker-cli-utils",
+    "crm": "crmsh",
+    "shellcheck": "shellcheck",
+    "ip": "iproute2",
+    "unshare": "util-linux",
+    "mount": "mount",
+    "timeout": "coreutils",
+    "bash": "bash",
+    "sh": "dash",
+}
+# Resource agents the crm configuration and the simulation use (package resource-agents).
+OCF_AGENTS = ("/usr/lib/ocf/resource.d/heartbeat/IPaddr2", "/usr/lib/ocf/resource.d/heartbeat/Dummy")
+
+PRIVATE_MOUNTS_TAG = "hapx-val-private-mounts"
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+class CheckFailed(AssertionError):
+    """A real tool rejected a rendered file (or a harness check on its output failed)."""
+
+
+def plain(text: str) -> str:
+    """Text without terminal colour codes (crmsh colours ERROR/WARNING even without a tty)."""
+    return _ANSI.sub("", text)
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    """What one tool run returned."""
+
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        """stdout and stderr together, without colour codes."""
+        return plain(self.stdout + ("\n" if self.stdout and self.stderr else "") + self.stderr)
+
+    def command_line(self) -> str:
+        """The command, with private_mounts' wrapper shown as a short prefix."""
+        argv = list(self.argv)
+        if argv[:2] == ["unshare", "--mount"] and PRIVATE_MOUNTS_TAG in argv:
+            rest = argv[argv.index(PRIVATE_MOUNTS_TAG) + 1:]
+            dirs, inner = rest[:rest.index("--")], rest[rest.index("--") + 1:]
+            return f"[private mounts, tmpfs over {' '.join(dirs) or 'nothing'}] {' '.join(inner)}"
+        return " ".join(argv)
+
+    def describe(self) -> str:
+        return f"$ {self.command_line()}\nexit status {self.returncode}\n{self.output.rstrip()}"
+
+
+def run(argv: Sequence[str], *, env: Optional[Mapping[str, str]] = None, input: Optional[str] = None,
+        cwd: Optional[Path] = None, timeout: float = TIMEOUT_S) -> ToolResult:
+    """Run a command with a bounded wait and capture its output (never raises on exit status)."""
+    argv = tuple(str(a) for a in argv)
+    try:
+        proc = subprocess.run(argv, input=input, capture_output=True, text=True, env=dict(env) if env else None,
+                              cwd=str(cwd) if cwd else None, timeout=timeout)
+    except subprocess.TimeoutExpired as err:
+        raise CheckFailed(f"$ {' '.join(argv)}\ntimed out after {timeout}s\n{err.stdout or ''}{err.stderr or ''}")
+    return ToolResult(argv, proc.returncode, proc.stdout, proc.stderr)
+
+
+def run_ok(argv: Sequence[str], **kw) -> ToolResult:
+    """Run a command that must succeed (harness plumbing, not a check)."""
+    result = run(argv, **kw)
+    if result.returncode != 0:
+        raise RuntimeError(f"harness command failed:\n{result.describe()}")
+    return result
+
+
+def parallel(fn, items: Sequence) -> list:
+    """fn over items on as many threads as cores (each call mostly waits for a tool); the
+    first exception is raised after all calls have finished."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=max(1, min(len(items), os.cpu_count() or 1))) as pool:
+        futures = [pool.submit(fn, item) for item in items]
+    return [f.result() for f in futures]
+
+
+def missing_tools() -> list[str]:
+    """Each missing tool or agent, with the Debian package that provides it."""
+    missing = [f"{tool} (Debian package {pkg})" for tool, pkg in TOOLS.items()
+               if shutil.which(tool, path=BASE_PATH) is None]
+    missing += [f"{agent} (Debian package resource-agents)" for agent in OCF_AGENTS if not os.path.exists(agent)]
+    if not os.path.exists(SYSTEM_PYTHON):
+        missing.append(f"{SYSTEM_PYTHON} (Debian package python3)")
+    return missing
+
+
+def private_mounts(argv: Sequence[str], tmpfs: Iterable[str] = ()) -> list[str]:
+    """argv wrapped to run in a private mount namespace with a tmpfs over each existing dir in
+    `tmpfs`, and /dev/log (if any) hidden, so the tool's log files and state stay off the host."""
+    script = (
+        'set -e\n'
+        'while [ "$1" != -- ]; do\n'
+        '  if [ -d "$1" ]; then mount -t tmpfs -o mode=0755,size=64m hapx-val "$1"; fi\n'
+        '  shift\n'
+        'done\n'
+        'shift\n'
+        'if [ -S /dev/log ]; then mount --bind /dev/null /dev/log; fi\n'
+        'exec "$@"\n'
+    )
+    return ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", script, PRIVATE_MOUNTS_TAG,
+            *tmpfs, "--", *argv]
+
+
+# ----------------------------------------------------------------------------- haproxy
+
+# haproxy -c warns for a master given by name that the validating host cannot resolve; the
+# configuration starts such a server disabled (init-addr last,libc,none) and resolves it later.
+HAPROXY_TOLERATED_WARNINGS = (re.compile(r"could not resolve address '[^']+', disabling server"),)
+
+
+def check_haproxy_cfg(path: Path) -> ToolResult:
+    """`haproxy -c -f FILE` accepts the file, with no warning but the tolerated ones."""
+    result = run(["haproxy", "-c", "-f", path])
+    if result.returncode != 0 or "Configuration file is valid" not in result.output:
+        raise CheckFailed(f"haproxy rejected {path}:\n{result.describe()}")
+    warnings = [line for line in result.output.splitlines()
+                if "[WARNING]" in line and not any(p.search(line) for p in HAPROXY_TOLERATED_WARNINGS)]
+    if warnings:
+        raise CheckFailed(f"haproxy accepted {path} with warnings:\n" + "\n".join(warnings))
+    return result
+
+
+# ----------------------------------------------------------------------------- cloud-init
+
+def check_user_data(path: Path) -> ToolResult:
+    """`cloud-init schema --config-file FILE` (cloud-init 22.4) accepts the user-data."""
+    result = run(["cloud-init", "schema", "--config-file", path])
+    if result.returncode != 0 or "Valid cloud-config" not in result.output:
+        raise CheckFailed(f"cloud-init schema rejected {path}:\n{result.describe()}")
+    return result
+
+
+_SCHEMA_KEYS = r"""
+import json
+from cloudinit.config.schema import get_schema
+schema = get_schema()
+keys = set()
+for item in schema.get("allOf", []):
+    ref = item.get("$ref", "")
+    if ref.startswith("#/$defs/"):
+        keys |= set(schema["$defs"][ref[len("#/$defs/"):]].get("properties", {}))
+keys |= set(schema.get("properties", {}))
+print(json.dumps(sorted(keys)))
+"""
+
+
+# Keys cloud-init itself reads outside any module's schema (cloudinit/stages.py, distros).
+CLOUD_INIT_BASE_KEYS = frozenset({
+    "datasource", "datasource_list", "network", "system_info", "merge_how", "merge_type",
+    "output", "log_cfgs", "syslog_fix_perms", "vendor_data2",
+})
+
+
+def cloud_config_keys() -> set[str]:
+    """The top-level keys cloud-init's own schema knows (read from the installed cloud-init)."""
+    result = run_ok([SYSTEM_PYTHON, "-c", _SCHEMA_KEYS])
+    return set(json.loads(result.stdout))
+
+
+def check_user_data_keys(path: Path, known: Optional[set[str]] = None) -> list[str]:
+    """Every top-level key of the user-data is one cloud-init knows. cloud-init 22.4's schema
+    allows unknown keys, so a misspelt module key would otherwise be silently ignored."""
+    import yaml
+
+    doc = yaml.safe_load(path.read_text())
+    if not isinstance(doc, dict):
+        raise CheckFailed(f"{path}: user-data is not a YAML mapping")
+    known = (cloud_config_keys() if known is None else known) | CLOUD_INIT_BASE_KEYS
+    unknown = sorted(set(doc) - known)
+    if unknown:
+        raise CheckFailed(f"{path}: keys cloud-init 22.4 does not know (would be ignored): {unknown}")
+    return sorted(doc)
+
+
+# Keys of a netplan/cloud-init v2 ethernet that cloud-init 22.4's parser reads
+# (cloudinit/net/network_state.py, NetworkStateInterpreter.handle_ethernets and _v2_common).
+V2_ETHERNET_KEYS = {
+    "match", "set-name", "addresses", "gateway4", "gateway6", "routes", "nameservers", "dhcp4",
+    "dhcp6", "dhcp4-overrides", "dhcp6-overrides", "mtu", "wakeonlan", "accept-ra", "optional",
+    "critical", "link-local", "renderer",
+}
+V2_ROUTE_KEYS = {"to", "via", "metric", "on-link", "table", "from", "type", "scope", "mtu"}
+NET_CONVERT_KINDS = ("eni", "netplan", "networkd")
+
+
+@dataclass(frozen=True)
+class NetworkExpectation:
+    """What a node's network-config must configure."""
+
+    interface: str
+    mac: str
+    address: str  # "ip/prefix"
+    gateway: str
+    dns: tuple[str, ...]
+    search: tuple[str, ...]
+
+
+def check_network_config_structure(path: Path, expect: NetworkExpectation) -> dict:
+    """The network-config is version 2 with one ethernet matched by MAC, only keys cloud-init
+    reads (a misspelt key is silently dropped by cloud-init), and the expected values."""
+    import yaml
+
+    problems = []
+    doc = yaml.safe_load(path.read_text())
+    if not isinstance(doc, dict):
+        raise CheckFailed(f"{path}: network-config is not a YAML mapping")
+    if doc.get("version") != 2:
+        problems.append(f"version is {doc.get('version')!r}, not 2")
+    extra = set(doc) - {"version", "ethernets"}
+    if extra:
+        problems.append(f"unexpected top-level keys {sorted(extra)}")
+    eths = doc.get("ethernets")
+    if not isinstance(eths, dict) or list(eths) != [expect.interface]:
+        problems.append(f"ethernets must hold exactly {expect.interface!r}, got {eths!r}")
+        raise CheckFailed(f"{path}:\n  " + "\n  ".join(problems))
+    eth = eths[expect.interface]
+    unknown = set(eth) - V2_ETHERNET_KEYS
+    if unknown:
+        problems.append(f"keys cloud-init does not read in an ethernet: {sorted(unknown)}")
+    if (eth.get("match") or {}).get("macaddress") != expect.mac:
+        problems.append(f"match.macaddress is {(eth.get('match') or {}).get('macaddress')!r}, want {expect.mac}")
+    if eth.get("set-name") != expect.interface:
+        problems.append(f"set-name is {eth.get('set-name')!r}, want {expect.interface}")
+    if eth.get("addresses") != [expect.address]:
+        problems.append(f"addresses is {eth.get('addresses')!r}, want [{expect.address}]")
+    routes = eth.get("routes") or []
+    for route in routes:
+        if not isinstance(route, dict) or set(route) - V2_ROUTE_KEYS:
+            problems.append(f"route {route!r} has keys cloud-init does not read")
+    defaults = [r.get("via") for r in routes if isinstance(r, dict) and r.get("to") in ("0.0.0.0/0", "default")]
+    if eth.get("gateway4"):
+        defaults.append(eth["gateway4"])
+    if defaults != [expect.gateway]:
+        problems.append(f"default gateway(s) {defaults!r}, want [{expect.gateway}]")
+    ns = eth.get("nameservers") or {}
+    if set(ns) - {"addresses", "search"}:
+        problems.append(f"nameservers has unknown keys {sorted(set(ns) - {'addresses', 'search'})}")
+    if tuple(ns.get("addresses") or ()) != expect.dns:
+        problems.append(f"nameservers.addresses is {ns.get('addresses')!r}, want {list(expect.dns)}")
+    if tuple(ns.get("search") or ()) != expect.search:
+        problems.append(f"nameservers.search is {ns.get('search')!r}, want {list(expect.search)}")
+    if problems:
+        raise CheckFailed(f"{path}:\n  " + "\n  ".join(problems))
+    return doc
+
+
+_net_convert_cache: dict[tuple[str, str], dict[str, str]] = {}
+
+
+def net_convert(path: Path, outdir: Path, kind: str) -> dict[str, str]:
+    """cloud-init's own converter: parse the network-config as the VM's cloud-init does and
+    render it for a Debian system in `kind` (eni, netplan, networkd). Returns the files written
+    (remembered by content, so a file converted twice in a session runs the tool once)."""
+    key = (hashlib.sha256(path.read_bytes()).hexdigest(), kind)
+    if key in _net_convert_cache:
+        return dict(_net_convert_cache[key])
+    if outdir.exists():
+        shutil.rmtree(outdir)
+    result = run(["cloud-init", "devel", "net-convert", "--network-data", path, "--kind", "yaml",
+                  "--directory", outdir, "--distro", "debian", "--output-kind", kind])
+    files = {str(p.relative_to(outdir)): p.read_text() for p in sorted(outdir.rglob("*")) if p.is_file()}
+    if result.returncode != 0 or not files:
+        raise CheckFailed(f"cloud-init devel net-convert rejected {path} (-O {kind}):\n{result.describe()}")
+    _net_convert_cache[key] = dict(files)
+    return files
+
+
+def check_network_config(path: Path, workdir: Path, expect: NetworkExpectation) -> dict[str, dict[str, str]]:
+    """Structure, then cloud-init's converter for each Debian renderer, and the rendered
+    files carry the address, the MAC, the default gateway and the DNS servers."""
+    check_network_config_structure(path, expect)
+    rendered = {}
+    converted = parallel(lambda kind: net_convert(path, workdir / f"net-{kind}", kind), NET_CONVERT_KINDS)
+    for kind, files in zip(NET_CONVERT_KINDS, converted):
+        text = "\n".join(files.values())
+        wanted = {
+            "eni": [f"address {expect.address}", expect.gateway, expect.mac] + [f"dns-nameservers {' '.join(expect.dns)}"],
+            "netplan": [expect.address, expect.gateway, expect.mac] + list(expect.dns),
+            "networkd": [f"Address={expect.address}", f"Gateway={expect.gateway}",
+                         f"MACAddress={expect.mac}", f"DNS={' '.join(expect.dns)}"],
+        }[kind]
+        lost = [w for w in wanted if w not in text]
+        if lost:
+            raise CheckFailed(f"net-convert -O {kind} of {path} lost {lost}:\n{text}")
+        rendered[kind] = files
+    return rendered
+
+
+# ----------------------------------------------------------------------------- corosync
+
+_netns_seq = itertools.count()
+
+
+def list_netns() -> list[str]:
+    result = run_ok(["ip", "netns", "list"])
+    return [line.split()[0] for line in result.stdout.splitlines() if line.strip()]
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def stale_netns() -> list[str]:
+    """Namespaces of this tier whose creating process is gone (left by a crashed run)."""
+    stale = []
+    for name in list_netns():
+        m = re.match(rf"^{re.escape(NETNS_PREFIX)}(\d+)-\d+$", name)
+        if m and not _pid_alive(int(m.group(1))):
+            stale.append(name)
+    return stale
+
+
+def own_netns() -> list[str]:
+    return [n for n in list_netns() if n.startswith(f"{NETNS_PREFIX}{os.getpid()}-")]
+
+
+def delete_netns(name: str) -> None:
+    if not name.startswith(NETNS_PREFIX):
+        raise ValueError(f"refusing to delete network namespace {name!r}: not one of the tier's")
+    run(["ip", "netns", "delete", name])
+
+
+@contextlib.contextmanager
+def netns(*addresses: str) -> Iterator[str]:
+    """A throwaway network namespace with `addresses` (/32) on its loopback; always deleted."""
+    name = f"{NETNS_PREFIX}{os.getpid()}-{next(_netns_seq)}"
+    run_ok(["ip", "netns", "add", name])
+    try:
+        run_ok(["ip", "-n", name, "link", "set", "lo", "up"])
+        for address in addresses:
+            run_ok(["ip", "-n", name, "addr", "add", f"{address}/32", "dev", "lo"])
+        yield name
+    finally:
+        delete_netns(name)
+
+
+def check_corosync_conf(path: Path, local_address: str) -> ToolResult:
+    """`corosync -t -c FILE` accepts the file, run as the node with `local_address`: in a
+    throwaway network namespace holding that address (corosync insists that one nodelist
+    address is local), with corosync's log directory on a private tmpfs."""
+    with netns(local_address) as ns:
+        result = run(private_mounts(["ip", "netns", "exec", ns, "corosync", "-t", "-c", str(path)],
+                                    tmpfs=["/var/log/corosync"]))
+    if result.returncode != 0:
+        raise CheckFailed(f"corosync -t rejected {path} (as {local_address}):\n{result.describe()}")
+    return result
+
+
+@dataclass
+class CorosyncSection:
+    """One `name { ... }` block of corosync.conf: its key/value lines (keys may repeat) and sub-blocks."""
+
+    name: str
+    values: dict[str, list[str]] = field(default_factory=dict)
+    sections: list["CorosyncSection"] = field(default_factory=list)
+
+    def value(self, key: str) -> Optional[str]:
+        values = self.values.get(key)
+        return values[-1] if values else None
+
+    def section(self, name: str) -> "CorosyncSection":
+        found = [s for s in self.sections if s.name == name]
+        if len(found) != 1:
+            raise CheckFailed(f"corosync.conf: expected one {name} {{}} block in {self.name}, found {len(found)}")
+        return found[0]
+
+    def all(self, name: str) -> list["CorosyncSection"]:
+        return [s for s in self.sections if s.name == name]
+
+
+def parse_corosync_conf(text: str) -> CorosyncSection:
+    """A structural reading of corosync.conf (the syntax itself is corosync -t's job)."""
+    root = CorosyncSection("<top>")
+    stack = [root]
+    for lineno, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.endswith("{"):
+            section = CorosyncSection(line[:-1].strip())
+            stack[-1].sections.append(section)
+            stack.append(section)
+        elif line == "}":
+            if len(stack) == 1:
+                raise CheckFailed(f"corosync.conf:{lineno}: unbalanced '}}'")
+            stack.pop()
+        elif ":" in line:
+            key, value = line.split(":", 1)
+            stack[-1].values.setdefault(key.strip(), []).append(value.strip())
+        else:
+            raise CheckFailed(f"corosync.conf:{lineno}: cannot read {raw!r}")
+    if len(stack) != 1:
+        raise CheckFailed(f"corosync.conf: block {stack[-1].name!r} is not closed")
+    return root
+
+
+# ----------------------------------------------------------------------------- pacemaker
+
+_SYSTEMD_META = re.compile(
+    rb'<\?xml version="1\.0"\?>\n<!DOCTYPE resource-agent[^\x00]*?<special tag="systemd"/>\n</resource-agent>\n')
+
+
+def systemd_metadata_template() -> str:
+    """The meta-data Pacemaker generates for a `systemd:` agent, read from the installed
+    libcrmservice (a printf format: unit name, unit description, unit name)."""
+    for lib in sorted(glob.glob("/usr/lib/*/libcrmservice.so*") + glob.glob("/usr/lib*/libcrmservice.so*")):
+        m = _SYSTEMD_META.search(Path(lib).read_bytes())
+        if m:
+            template = m.group(0).decode()
+            if template.count("%s") == 3 and template.count("%") == 3:
+                return template
+    raise RuntimeError("cannot find the systemd meta-data template in libcrmservice (package libcrmservice28)")
+
+
+_CRM_RESOURCE_SHIM = '''#!/usr/bin/python3
+"""crm_resource, as crmsh sees it on a node (hapx validate tier).
+
+Pacemaker answers `--show-metadata systemd:UNIT` through systemd's D-Bus, which a build host
+does not run; on the VMs it returns the fixed text in libcrmservice for any installed unit.
+This shim returns that same text when UNIT.service is installed here, and hands every other
+call (and every unknown unit) to the real crm_resource, so crmsh's checks stay strict.
+"""
+import os
+import sys
+from pathlib import Path
+
+REAL = {real!r}
+TEMPLATE = Path(__file__).with_name("systemd-metadata.fmt")
+UNIT_DIRS = ("/etc/systemd/system", "/lib/systemd/system", "/usr/lib/systemd/system")
+
+args = sys.argv[1:]
+if len(args) == 2 and args[0] == "--show-metadata" and args[1].startswith("systemd:"):
+    unit = args[1][len("systemd:"):]
+    for d in UNIT_DIRS:
+        unit_file = Path(d, unit + ".service")
+        if unit_file.is_file():
+            lines = unit_file.read_text(errors="replace").splitlines()
+            desc = next((l.split("=", 1)[1].strip() for l in lines if l.startswith("Description=")), unit)
+            sys.stdout.write(TEMPLATE.read_text() % (unit, desc, unit))
+            sys.exit(0)
+os.execv(REAL, [REAL] + args)
+'''
+
+
+@dataclass(frozen=True)
+class CrmEnv:
+    """Where crmsh runs: a HOME of its own and the crm_resource shim first on PATH."""
+
+    home: Path
+    shim_dir: Path
+
+    def env(self, cib: Path) -> dict[str, str]:
+        return {"PATH": f"{self.shim_dir}:{BASE_PATH}", "HOME": str(self.home), "CIB_file": str(cib),
+                "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
+
+
+def make_crm_env(workdir: Path) -> CrmEnv:
+    home = workdir / "crm-home"
+    shim_dir = workdir / "crm-shim"
+    home.mkdir(parents=True, exist_ok=True)
+    shim_dir.mkdir(parents=True, exist_ok=True)
+    (shim_dir / "systemd-metadata.fmt").write_text(systemd_metadata_template())
+    real = shutil.which("crm_resource", path=BASE_PATH)
+    if real is None:
+        raise RuntimeError("crm_resource is missing (Debian package pacemaker-cli-utils)")
+    shim = shim_dir / "crm_resource"
+    shim.write_text(_CRM_RESOURCE_SHIM.format(real=real))
+    shim.chmod(0o755)
+    return CrmEnv(home, shim_dir)
+
+
+def empty_cib(path: Path, *, cluster_name: Optional[str] = None, quorum: bool = True) -> Path:
+    """`cibadmin --empty`, made to look like the live CIB the configure step loads into: marked
+    quorate (the step runs after wait-members saw quorum) and, given `cluster_name`, with the
+    properties the DC writes into cib-bootstrap-options when the cluster forms."""
+    result = run_ok(["cibadmin", "--empty"])
+    root = ET.fromstring(result.stdout)
+    if quorum:
+        root.set("have-quorum", "1")
+    if cluster_name is not None:
+        version = run_ok(["cibadmin", "--version"]).stdout.split()[1]
+        props = ET.SubElement(root.find("configuration/crm_config"), "cluster_property_set",
+                              id="cib-bootstrap-options")
+        for name, value in dc_properties(version, cluster_name).items():
+            ET.SubElement(props, "nvpair", id=f"cib-bootstrap-options-{name}", name=name, value=value)
+    ET.ElementTree(root).write(path, encoding="unicode")
+    return path
+
+
+def dc_properties(version: str, cluster_name: str) -> dict[str, str]:
+    """What Pacemaker's DC sets in cib-bootstrap-options on a corosync cluster."""
+    return {"have-watchdog": "false", "dc-version": f"{version}-offline",
+            "cluster-infrastructure": "corosync", "cluster-name": cluster_name}
+
+
+def crm_errors(result: ToolResult) -> list[str]:
+    """The lines of crmsh's output that report an error (colour codes removed)."""
+    return [line for line in result.output.splitlines()
+            if re.match(r"^\s*(ERROR\b|Traceback \(most recent call last\)|Call failed)", line)]
+
+
+def crm_load(cib: Path, crm_file: Path, crm_env: CrmEnv) -> ToolResult:
+    """`CIB_file=cib crm configure load update FILE` exits 0 with no ERROR line."""
+    result = run(private_mounts(["crm", "configure", "load", "update", str(crm_file)], tmpfs=["/var/log/crmsh"]),
+                 env=crm_env.env(cib))
+    errors = crm_errors(result)
+    if result.returncode != 0 or errors:
+        raise CheckFailed(f"crm configure load update {crm_file} failed:\n{result.describe()}")
+    return result
+
+
+def check_reload_is_noop(cib: Path, crm_file: Path, crm_env: CrmEnv) -> ToolResult:
+    """Loading `crm_file` again changes nothing: same epoch counters, same configuration."""
+    before = cib_state(cib)
+    result = crm_load(cib, crm_file, crm_env)
+    after = cib_state(cib)
+    if after != before:
+        raise CheckFailed(f"loading {crm_file} again changed the CIB (admin_epoch, epoch, num_updates "
+                          f"{before[0]} -> {after[0]}):\n{result.describe()}")
+    return result
+
+
+def crm_verify(cib: Path) -> ToolResult:
+    """`crm_verify -x cib.xml` finds no error."""
+    result = run(["crm_verify", "-x", cib, "-V"])
+    if result.returncode != 0 or re.search(r"\berror\b", result.output, re.IGNORECASE):
+        raise CheckFailed(f"crm_verify rejected {cib}:\n{result.describe()}")
+    return result
+
+
+def parse_xml(path: Path) -> ET.ElementTree:
+    """Parse keeping comments: crmsh stores the crm file's comments in the CIB, and a rewrite
+    that dropped them would make the next `crm configure load update` a real change."""
+    return ET.parse(path, parser=ET.XMLParser(target=ET.TreeBuilder(insert_comments=True)))
+
+
+def cib_root(cib: Path) -> ET.Element:
+    return parse_xml(cib).getroot()
+
+
+def cib_state(cib: Path) -> tuple[tuple[str, str, str], str]:
+    """(admin_epoch, epoch, num_updates) and the configuration section, serialised."""
+    root = cib_root(cib)
+    counters = tuple(root.get(k, "") for k in ("admin_epoch", "epoch", "num_updates"))
+    return counters, ET.tostring(root.find("configuration"), encoding="unicode")
+
+
+def simulation_copy(cib: Path, out: Path, *, agent: tuple[str, str, str] = ("ocf", "heartbeat", "Dummy")) -> Path:
+    """A copy of the CIB for crm_simulate in which every `systemd:` resource (configuration and
+    status) is `ocf:heartbeat:Dummy`: a build host has no systemd to describe systemd agents."""
+    tree = parse_xml(cib)
+    for el in tree.getroot().iter():
+        if el.tag in ("primitive", "lrm_resource") and el.get("class") == "systemd":
+            el.set("class", agent[0])
+            el.set("provider", agent[1])
+            el.set("type", agent[2])
+    tree.write(out, encoding="unicode")
+    return out
+
+
+def restore_agents(original: Path, simulated: Path, out: Path) -> Path:
+    """`simulated` (a simulation copy after crm_simulate) with each resource's agent set back to
+    the one in `original`, in the configuration and in the status: the CIB a node would hold."""
+    agents = {p.get("id"): {k: p.get(k) for k in ("class", "provider", "type")}
+              for p in cib_root(original).iter("primitive")}
+    tree = parse_xml(simulated)
+    for el in tree.getroot().iter():
+        if el.tag in ("primitive", "lrm_resource") and el.get("id") in agents:
+            for key, value in agents[el.get("id")].items():
+                if value is None:
+                    el.attrib.pop(key, None)
+                else:
+                    el.set(key, value)
+    tree.write(out, encoding="unicode")
+    return out
+
+
+def elect_dc(cib: Path, node: str) -> None:
+    """Name `node` the DC in the CIB (crm_simulate leaves dc-uuid unset): crm_mon then reports
+    a current DC and whether the cluster has quorum, as on a running cluster."""
+    tree = parse_xml(cib)
+    uuid = next((s.get("id") for s in tree.getroot().iter("node_state") if s.get("uname") == node), None)
+    if uuid is None:
+        raise RuntimeError(f"no node_state for {node} in {cib}")
+    tree.getroot().set("dc-uuid", uuid)
+    tree.write(cib, encoding="unicode")
+
+
+def forget_node_history(cib: Path, node: str) -> None:
+    """Clear a node's resource history and transient attributes, as happens when a node that
+    died rejoins after a reboot (its history is replaced by what its executor reports: nothing).
+    crm_simulate's --node-up alone keeps the stale history of resources it ran before it died."""
+    tree = parse_xml(cib)
+    found = False
+    for state in tree.getroot().iter("node_state"):
+        if state.get("uname") == node:
+            found = True
+            for lrm in state.findall("lrm"):
+                for child in list(lrm):
+                    lrm.remove(child)
+            for attrs in state.findall("transient_attributes"):
+                state.remove(attrs)
+    if not found:
+        raise RuntimeError(f"no node_state for {node} in {cib}")
+    tree.write(cib, encoding="unicode")
+
+
+Placement = dict[str, tuple[str, ...]]
+
+
+def _placement(resources: Optional[ET.Element]) -> Placement:
+    placement: Placement = {}
+    if resources is None:
+        return placement
+    for rsc in resources.iter("resource"):
+        active = rsc.get("active") == "true" and rsc.get("role") in ("Started", "Promoted", "Unpromoted")
+        nodes = tuple(sorted(n.get("name") for n in rsc.findall("node"))) if active else ()
+        placement[rsc.get("id")] = nodes
+    return placement
+
+
+def crm_mon_placement(cib: Path) -> Placement:
+    """Where each resource runs according to `CIB_file=cib crm_mon --one-shot --output-as=xml`."""
+    env = {"PATH": BASE_PATH, "CIB_file": str(cib), "LANG": "C.UTF-8"}
+    result = run(["crm_mon", "--one-shot", "--inactive", "--output-as=xml"], env=env)
+    if result.returncode != 0:
+        raise CheckFailed(f"crm_mon could not read {cib}:\n{result.describe()}")
+    return _placement(ET.fromstring(result.stdout).find("resources"))
+
+
+@dataclass
+class Graph:
+    """The transition graph: each action key (op@node) and the actions it waits for."""
+
+    inputs: dict[str, set[str]]
+
+    @staticmethod
+    def parse(path: Path) -> "Graph":
+        inputs: dict[str, set[str]] = {}
+        for synapse in parse_xml(path).getroot().iter("synapse"):
+            action = synapse.find("action_set")[0]
+            key = f"{action.get('operation_key')}@{action.get('on_node')}"
+            deps = inputs.setdefault(key, set())
+            for trigger in synapse.iterfind("inputs/trigger"):
+                for item in trigger:
+                    if item.get("operation_key"):
+                        deps.add(f"{item.get('operation_key')}@{item.get('on_node')}")
+        return Graph(inputs)
+
+    def waits_for(self, action: str, before: str) -> bool:
+        """Whether `action` (directly or not) waits for `before` in this transition."""
+        seen, todo = set(), [action]
+        while todo:
+            for dep in self.inputs.get(todo.pop(), ()):
+                if dep == before:
+                    return True
+                if dep not in seen:
+                    seen.add(dep)
+                    todo.append(dep)
+        return False
+
+
+@dataclass
+class Simulation:
+    """One crm_simulate run: where resources run afterwards and what the cluster did."""
+
+    result: ToolResult
+    placement: Placement
+    actions: list[tuple[str, str, str]]  # (resource, operation, node) in the transition
+    graph: Graph
+    cib_out: Path
+
+    def started(self, resource: str) -> list[str]:
+        return [node for rsc, op, node in self.actions if rsc == resource and op == "start"]
+
+    def stopped(self, resource: str) -> list[str]:
+        return [node for rsc, op, node in self.actions if rsc == resource and op == "stop"]
+
+
+def simulate(cib_in: Path, cib_out: Path, *, up: Sequence[str] = (), fail: Sequence[str] = (),
+             inject: Sequence[str] = (), quorum: Optional[bool] = True) -> Simulation:
+    """`crm_simulate -x IN -S -O OUT` with node events; the placement is read from its XML
+    result and cross-checked with crm_mon on the saved CIB. `quorum` is passed as `-q`:
+    corosync's two_node (which keeps a survivor of two quorate) is invisible to crm_simulate."""
+    graph_path = cib_out.with_suffix(".graph.xml")
+    if quorum is not None:
+        # crm_simulate 2.1.5 applies -q only together with a node event: also set it in the input.
+        tree = parse_xml(cib_in)
+        tree.getroot().set("have-quorum", "1" if quorum else "0")
+        cib_in = cib_out.with_suffix(".in.xml")
+        tree.write(cib_in, encoding="unicode")
+    argv = ["crm_simulate", "-x", cib_in, "-S", "-O", cib_out, "-G", graph_path, "--output-as=xml"]
+    if quorum is not None:
+        argv += ["-q", "1" if quorum else "0"]
+    for node in up:
+        argv += ["--node-up", node]
+    for node in fail:
+        argv += ["--node-fail", node]
+    for spec in inject:
+        argv += ["--op-inject", spec]
+    result = run(argv)
+    try:
+        doc = ET.fromstring(result.stdout)
+    except ET.ParseError:
+        doc = None
+    status = doc.find("status") if doc is not None else None
+    if result.returncode != 0 or status is None or status.get("code") != "0":
+        raise CheckFailed(f"crm_simulate failed on {cib_in}:\n{result.describe()}")
+    revised = doc.find("revised_cluster_status")
+    placement = _placement((revised if revised is not None else doc.find("cluster_status")).find("resources"))
+    actions = [(a.get("resource"), a.get("op"), a.get("node")) for a in doc.iterfind("transition/rsc_action")]
+    mon = crm_mon_placement(cib_out)
+    if mon != placement:
+        raise CheckFailed(f"crm_simulate reports {placement} but crm_mon reads {mon} from {cib_out}")
+    return Simulation(result, placement, actions, Graph.parse(graph_path), cib_out)
+
+
+def together_on(placement: Placement, *resources: str) -> str:
+    """The single node on which all `resources` run; CheckFailed when they are apart or stopped."""
+    nodes = {placement.get(r, ()) for r in resources}
+    if len(nodes) != 1:
+        raise CheckFailed(f"{', '.join(resources)} are not placed together: {placement}")
+    (where,) = nodes
+    if len(where) != 1:
+        raise CheckFailed(f"{', '.join(resources)} run on {list(where) or 'no node'}, not on exactly one: {placement}")
+    return where[0]
+
+
+# ----------------------------------------------------------------------------- shell
+
+def check_shell(path: Path, *, shell: str = "bash", exclude: Sequence[str] = ()) -> ToolResult:
+    """`bash -n` (or `sh -n`) parses the script and `shellcheck -s SHELL` finds nothing.
+    `exclude` lists shellcheck codes deliberately allowed; callers say why next to it."""
+    if shell not in ("bash", "sh"):
+        raise ValueError(shell)
+    syntax = run([shell, "-n", path])
+    if syntax.returncode != 0:
+        raise CheckFailed(f"{shell} -n rejected {path}:\n{syntax.describe()}")
+    argv = ["shellcheck", "-s", shell, "--norc"]
+    if exclude:
+        argv += ["-e", ",".join(exclude)]
+    result = run([*argv, path])
+    if result.returncode != 0:
+        raise CheckFailed(f"shellcheck rejected {path}:\n{result.describe()}")
+    return result
+
+
+def heredoc(script: str, delimiter: str) -> str:
+    """The body of the quoted here-document `<<'DELIMITER'` in a script, as bash reads it."""
+    m = re.search(rf"<<'{re.escape(delimiter)}'\n(.*?)^{re.escape(delimiter)}$", script, re.DOTALL | re.MULTILINE)
+    if not m:
+        raise CheckFailed(f"no here-document <<'{delimiter}' in the script")
+    return m.group(1)
+
+
+# ----------------------------------------------------------------------------- steps, offline
+
+def run_step_offline(script: Path, cib: Path, crm_env: CrmEnv, timeout: float = 30) -> ToolResult:
+    """Run a bootstrap step script on this host against an offline CIB (`CIB_file`), in a
+    private mount namespace with a tmpfs over /var/lib (where steps keep state) and
+    /var/log/crmsh; bounded by `timeout` seconds."""
+    argv = private_mounts(["timeout", "--kill-after=5", str(int(timeout)), "bash", str(script)],
+                          tmpfs=["/var/lib", "/var/log/crmsh"])
+    return run(argv, env=crm_env.env(cib), timeout=timeout + 15)
