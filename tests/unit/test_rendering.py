@@ -102,8 +102,9 @@ def test_crm_config_uses_id_form_and_a_deliberate_colocation(dev):
     assert "default-resource-stickiness" not in crm
     assert "primitive vip ocf:heartbeat:IPaddr2" in crm and "ip=192.168.4.20" in crm
     assert "primitive haproxy systemd:haproxy" in crm
-    assert "colocation vip-with-haproxy inf: vip haproxy" in crm
-    assert "order vip-before-haproxy Mandatory: vip haproxy" in crm
+    assert "clone haproxy-clone haproxy" in crm
+    assert "colocation vip-with-haproxy inf: vip haproxy-clone" in crm
+    assert "order haproxy-before-vip Mandatory: haproxy-clone vip" in crm
 
 
 def test_templates_fail_loudly_on_a_missing_variable(dev):
