@@ -9,7 +9,9 @@ through these same functions, so a negative test proves that the check can fail.
 Side effects are kept off the host: corosync and crmsh write log files and the configure
 step writes under /var/lib, so those run in a private mount namespace with a tmpfs over the
 directories they write; network namespaces are named `hapx-val-<pid>-<n>` and always
-deleted (stale ones from a crashed run are removed by the tier's conftest).
+deleted (stale ones from a crashed run are removed by the tier's conftest). The HAProxy start
+check runs HAProxy for real, in such a namespace and in a PID namespace of its own, so the
+daemon dies with the check.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ TOOLS = {
     "unshare": "util-linux",
     "mount": "mount",
     "timeout": "coreutils",
+    "sysctl": "procps",
     "bash": "bash",
     "sh": "dash",
 }
@@ -168,6 +171,55 @@ def check_haproxy_cfg(path: Path) -> ToolResult:
                 if "[WARNING]" in line and not any(p.search(line) for p in HAPROXY_TOLERATED_WARNINGS)]
     if warnings:
         raise CheckFailed(f"haproxy accepted {path} with warnings:\n" + "\n".join(warnings))
+    return result
+
+
+def sysctl_settings(user_data: Path) -> dict[str, str]:
+    """The kernel settings the user-data writes under /etc/sysctl.d/*.conf (which its runcmd
+    applies with `sysctl --system`): key -> value, in sysctl.d(5)'s `key = value` syntax."""
+    import yaml
+
+    settings: dict[str, str] = {}
+    doc = yaml.safe_load(user_data.read_text())
+    for item in (doc or {}).get("write_files") or []:
+        path = str(item.get("path", ""))
+        if not (path.startswith("/etc/sysctl.d/") and path.endswith(".conf")):
+            continue
+        for raw in str(item.get("content", "")).splitlines():
+            line = raw.strip()
+            if not line or line[0] in "#;":
+                continue
+            key, sep, value = line.partition("=")
+            if not sep:
+                raise CheckFailed(f"{user_data}: {path}: cannot read sysctl line {raw!r}")
+            settings[key.strip().lstrip("-")] = value.strip()
+    return settings
+
+
+HAPROXY_RUNTIME_DIR = "/run/haproxy"  # the stats socket's directory (Debian's tmpfiles.d/haproxy.conf)
+
+
+def check_haproxy_starts(path: Path, local_address: str, sysctls: Mapping[str, str]) -> ToolResult:
+    """HAProxy 2.6 really starts with FILE on a node that does not hold the VIP: in a throwaway
+    network namespace whose only address is `local_address`, with `sysctls` applied there
+    (net.* settings are per network namespace), HAProxy runs as the file says (`daemon`: the
+    parent exits 0 only once every listener is bound and the worker runs, 1 when a bind fails).
+    /run/haproxy is a private tmpfs, and HAProxy runs in a PID namespace of its own whose init
+    is the shell below: when the shell exits, the kernel kills the daemon with it."""
+    if not os.path.isdir(HAPROXY_RUNTIME_DIR):
+        raise RuntimeError(f"{HAPROXY_RUNTIME_DIR} is missing (Debian package haproxy: systemd-tmpfiles --create)")
+    script = ('set -e\n'
+              'cfg=$1; shift\n'
+              'for kv in "$@"; do sysctl -q -w "$kv"; done\n'
+              'haproxy -f "$cfg" -p /run/haproxy/hapx-val.pid\n')
+    with netns(local_address) as ns:
+        result = run(private_mounts(["ip", "netns", "exec", ns, "unshare", "--pid", "--fork", "--kill-child",
+                                     "sh", "-c", script, "hapx-val-haproxy-start", str(path),
+                                     *(f"{k}={v}" for k, v in sysctls.items())],
+                                    tmpfs=[HAPROXY_RUNTIME_DIR]))
+    if result.returncode != 0 or "[ALERT]" in result.output:
+        raise CheckFailed(f"haproxy did not start with {path} on {local_address} "
+                          f"(sysctls {dict(sysctls) or 'none'}):\n{result.describe()}")
     return result
 
 
@@ -662,18 +714,51 @@ def forget_node_history(cib: Path, node: str) -> None:
     tree.write(cib, encoding="unicode")
 
 
+def set_standby(cib: Path, out: Path, node: str) -> Path:
+    """A copy of `cib` in which `node` is in standby, as `crm node standby NODE` leaves it
+    (the permanent node attribute standby=on in the configuration's nodes section)."""
+    tree = parse_xml(cib)
+    found = [n for n in tree.getroot().iterfind("configuration/nodes/node") if n.get("uname") == node]
+    if len(found) != 1:
+        raise RuntimeError(f"{len(found)} nodes named {node} in {cib}, not one")
+    (el,) = found
+    attrs = el.find("instance_attributes")
+    if attrs is None:
+        attrs = ET.SubElement(el, "instance_attributes", id=f"nodes-{el.get('id')}")
+    ET.SubElement(attrs, "nvpair", id=f"nodes-{el.get('id')}-standby", name="standby", value="on")
+    tree.write(out, encoding="unicode")
+    return out
+
+
 Placement = dict[str, tuple[str, ...]]
 
 
+def instance_of(resource_id: str) -> str:
+    """The resource an action or status entry belongs to: a clone instance (`haproxy:0`,
+    `haproxy:1`, as crm_simulate names instances it creates) is its primitive (`haproxy`,
+    the name the status and later transitions use for an anonymous clone's instances)."""
+    return re.sub(r":\d+$", "", resource_id)
+
+
+def _active_nodes(rsc: ET.Element) -> set[str]:
+    if rsc.get("active") != "true" or rsc.get("role") not in ("Started", "Promoted", "Unpromoted"):
+        return set()
+    return {n.get("name") for n in rsc.findall("node")}
+
+
 def _placement(resources: Optional[ET.Element]) -> Placement:
-    placement: Placement = {}
+    """Resource id -> the nodes it runs on (sorted). A clone's instances all carry the
+    primitive's id: the primitive and the clone both map to every node an instance runs on."""
+    where: dict[str, set[str]] = {}
     if resources is None:
-        return placement
+        return {}
     for rsc in resources.iter("resource"):
-        active = rsc.get("active") == "true" and rsc.get("role") in ("Started", "Promoted", "Unpromoted")
-        nodes = tuple(sorted(n.get("name") for n in rsc.findall("node"))) if active else ()
-        placement[rsc.get("id")] = nodes
-    return placement
+        where.setdefault(rsc.get("id"), set()).update(_active_nodes(rsc))
+    for clone in resources.iter("clone"):
+        nodes = where.setdefault(clone.get("id"), set())
+        for rsc in clone.iter("resource"):
+            nodes.update(_active_nodes(rsc))
+    return {rsc: tuple(sorted(nodes)) for rsc, nodes in where.items()}
 
 
 def crm_mon_placement(cib: Path) -> Placement:
@@ -704,6 +789,16 @@ class Graph:
                         deps.add(f"{item.get('operation_key')}@{item.get('on_node')}")
         return Graph(inputs)
 
+    def key(self, resource: str, op: str, node: str, interval_ms: int = 0) -> str:
+        """The one action key of `resource` (or of one of its clone instances, `resource:N`)
+        doing `op` on `node`; CheckFailed when the transition has none (or several)."""
+        pattern = re.compile(rf"^{re.escape(resource)}(:\d+)?_{re.escape(op)}_{interval_ms}@{re.escape(node)}$")
+        keys = sorted(k for k in self.inputs if pattern.match(k))
+        if len(keys) != 1:
+            raise CheckFailed(f"the transition has {len(keys)} {resource} {op} action(s) on {node}, not one: "
+                              f"{keys or sorted(self.inputs)}")
+        return keys[0]
+
     def waits_for(self, action: str, before: str) -> bool:
         """Whether `action` (directly or not) waits for `before` in this transition."""
         seen, todo = set(), [action]
@@ -727,11 +822,19 @@ class Simulation:
     graph: Graph
     cib_out: Path
 
+    def ops(self, resource: str, node: Optional[str] = None) -> list[tuple[str, str]]:
+        """(operation, node) of every action of `resource` or one of its clone instances,
+        on `node` if given, probes and recurring monitors left out."""
+        return [(op, where) for rsc, op, where in self.actions
+                if instance_of(rsc) == resource and op != "monitor" and node in (None, where)]
+
     def started(self, resource: str) -> list[str]:
-        return [node for rsc, op, node in self.actions if rsc == resource and op == "start"]
+        """The nodes `resource` (or one of its clone instances) starts on, sorted."""
+        return sorted(where for op, where in self.ops(resource) if op == "start")
 
     def stopped(self, resource: str) -> list[str]:
-        return [node for rsc, op, node in self.actions if rsc == resource and op == "stop"]
+        """The nodes `resource` (or one of its clone instances) stops on, sorted."""
+        return sorted(where for op, where in self.ops(resource) if op == "stop")
 
 
 def simulate(cib_in: Path, cib_out: Path, *, up: Sequence[str] = (), fail: Sequence[str] = (),
@@ -772,15 +875,44 @@ def simulate(cib_in: Path, cib_out: Path, *, up: Sequence[str] = (), fail: Seque
     return Simulation(result, placement, actions, Graph.parse(graph_path), cib_out)
 
 
-def together_on(placement: Placement, *resources: str) -> str:
-    """The single node on which all `resources` run; CheckFailed when they are apart or stopped."""
-    nodes = {placement.get(r, ()) for r in resources}
-    if len(nodes) != 1:
-        raise CheckFailed(f"{', '.join(resources)} are not placed together: {placement}")
-    (where,) = nodes
+def placed_with(placement: Placement, resource: str, clone: str) -> str:
+    """The single node `resource` runs on, which must be one where an instance of `clone`
+    runs; CheckFailed when it runs nowhere, on several nodes, or where `clone` does not run."""
+    where = placement.get(resource, ())
     if len(where) != 1:
-        raise CheckFailed(f"{', '.join(resources)} run on {list(where) or 'no node'}, not on exactly one: {placement}")
-    return where[0]
+        raise CheckFailed(f"{resource} runs on {list(where) or 'no node'}, not on exactly one: {placement}")
+    (node,) = where
+    if node not in placement.get(clone, ()):
+        raise CheckFailed(f"{resource} runs on {node}, where {clone} does not run "
+                          f"({clone} runs on {list(placement.get(clone, ())) or 'no node'}): {placement}")
+    return node
+
+
+def running_on(placement: Placement, clone: str, nodes: Iterable[str]) -> tuple[str, ...]:
+    """`clone` runs on exactly `nodes` (an instance on each, none elsewhere)."""
+    want = tuple(sorted(nodes))
+    if placement.get(clone, ()) != want:
+        raise CheckFailed(f"{clone} runs on {list(placement.get(clone, ())) or 'no node'}, "
+                          f"not on {list(want)}: {placement}")
+    return want
+
+
+def check_start_waits(sim: "Simulation", then: str, first: str, node: str) -> None:
+    """In the transition, `then`'s start on `node` waits (directly or through the clone's
+    pseudo-actions) for the start of `first` (or its clone instance) on the same node."""
+    then_key, first_key = sim.graph.key(then, "start", node), sim.graph.key(first, "start", node)
+    if not sim.graph.waits_for(then_key, first_key):
+        raise CheckFailed(f"{then_key} does not wait for {first_key}; it waits for "
+                          f"{sorted(sim.graph.inputs.get(then_key, ()))}")
+
+
+def check_untouched(sim: "Simulation", resource: str, node: str) -> None:
+    """The transition neither stops nor starts `resource` (or its clone instance) on `node`:
+    it keeps running there. Probes and recurring monitors do not count."""
+    ops = sim.ops(resource, node)
+    if ops:
+        raise CheckFailed(f"the transition does not leave {resource} running on {node}: {ops} "
+                          f"(all actions: {sim.actions})")
 
 
 # ----------------------------------------------------------------------------- shell

@@ -1,4 +1,5 @@
-"""haproxy.cfg: HAProxy 2.6 itself (`haproxy -c -f`) accepts what the nodes get."""
+"""haproxy.cfg: HAProxy 2.6 itself (`haproxy -c -f`) accepts what the nodes get, and really
+starts with it on a node that does not hold the VIP (Pacemaker runs it warm on every node)."""
 
 import re
 
@@ -39,6 +40,16 @@ def test_haproxy_cfg_carries_the_settings(stack):
         assert "httpchk" not in text and "check-ssl" not in text
 
 
+def test_haproxy_starts_on_a_node_without_the_vip(stack):
+    """Pacemaker starts HAProxy on every node, and all but one lack the VIP: with the kernel
+    settings the node's user-data installs (net.ipv4.ip_nonlocal_bind), HAProxy binds the VIP
+    anyway and starts, as each node (its own address only) in a throwaway network namespace."""
+    for node in stack.settings.nodes:
+        sysctls = harness.sysctl_settings(stack.node_dir(node) / "user-data")
+        assert sysctls.get("net.ipv4.ip_nonlocal_bind") == "1", sysctls
+        harness.check_haproxy_starts(stack.root / "haproxy.cfg", str(node.ip), sysctls)
+
+
 # --- the check can fail -------------------------------------------------------------------
 
 @pytest.mark.parametrize("breakage, words", [
@@ -59,3 +70,13 @@ def test_haproxy_check_rejects_a_broken_cfg(dev_stack, work, breakage, words):
     with pytest.raises(CheckFailed) as err:
         harness.check_haproxy_cfg(path)
     assert words in str(err.value)
+
+
+def test_start_check_catches_a_node_that_cannot_bind_the_vip(dev_stack):
+    """Without net.ipv4.ip_nonlocal_bind a node without the VIP cannot start HAProxy: the check
+    sees it (and the same file starts with the setting)."""
+    node = dev_stack.settings.nodes[-1]
+    cfg = dev_stack.root / "haproxy.cfg"
+    harness.check_haproxy_starts(cfg, str(node.ip), {"net.ipv4.ip_nonlocal_bind": "1"})
+    with pytest.raises(CheckFailed, match=r"cannot bind socket \(Cannot assign requested address\)"):
+        harness.check_haproxy_starts(cfg, str(node.ip), {})

@@ -1,6 +1,9 @@
 """The crm configuration: crmsh 4.4 loads it into an empty offline CIB (idempotently), Pacemaker
-2.1's crm_verify accepts the result, and crm_simulate shows the VIP and HAProxy starting
-together, failing over together, and staying put when the failed node returns.
+2.1's crm_verify accepts the result, and crm_simulate shows the design at work: HAProxy runs
+warm on every node (a clone), the VIP runs on one node whose HAProxy runs and starts only after
+that HAProxy; a failover only moves the VIP (no HAProxy starts or stops on the survivor); a
+returning node gets its HAProxy back but not the VIP; a HAProxy that keeps failing takes the
+VIP away from its node.
 
 Offline, two things differ from a node, and the tests say where they step in:
 - `systemd:` agents: Pacemaker describes them through systemd's D-Bus, which this host does
@@ -15,8 +18,14 @@ Offline, two things differ from a node, and the tests say where they step in:
   loaded into is marked quorate, as the live CIB is when the configure step runs (after
   wait-members saw quorum); without that, crmsh reports Pacemaker's "resource management
   disabled due to lack of quorum" as an ERROR line.
+
+Clone instances: crm_simulate names the instances it creates `haproxy:0`, `haproxy:1`, ...;
+once they have a history (an anonymous clone's status entries are plain `haproxy`) later
+transitions name them `haproxy`. The harness maps both to `haproxy` (harness.instance_of), and
+a placement maps `haproxy` and `haproxy-clone` to every node an instance runs on.
 """
 
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +36,7 @@ from tests.validate import harness
 from tests.validate.harness import CheckFailed
 
 CRM_HEREDOC = "HAPX_CLUSTER_CRM"
+VIP, HAPROXY, CLONE = "vip", "haproxy", "haproxy-clone"
 
 
 def step_file(stack, kind):
@@ -34,10 +44,43 @@ def step_file(stack, kind):
     return path
 
 
+def node_names(stack):
+    return [n.name for n in stack.settings.nodes]
+
+
 def load_fresh(stack, work, crm_env, crm_file=None, name="cib.xml"):
     cib = harness.empty_cib(work / name, cluster_name=stack.settings.corosync.cluster_name)
     harness.crm_load(cib, crm_file or stack.root / "cluster.crm", crm_env)
     return cib
+
+
+def edited_crm(stack, work, edit):
+    """The stack's cluster.crm changed by `edit` (which must change it), written to work/."""
+    text = (stack.root / "cluster.crm").read_text()
+    changed = edit(text)
+    assert changed != text, "the edit changed nothing: the test no longer breaks what it says"
+    crm_file = work / "cluster.crm"
+    crm_file.write_text(changed)
+    return crm_file
+
+
+def without_lines(prefix):
+    return lambda text: "".join(line for line in text.splitlines(True) if not line.startswith(prefix))
+
+
+def simulate_up(stack, cib, work):
+    """All nodes of `stack` come up in a simulation of `cib` (systemd: mapped to Dummy)."""
+    return harness.simulate(harness.simulation_copy(cib, work / "sim.xml"), work / "up.xml", up=node_names(stack))
+
+
+def monitor_failure(stack, node):
+    """crm_simulate's --op-inject spec of a failed HAProxy monitor (7: not running) on `node`."""
+    return f"{HAPROXY}_monitor_{stack.settings.pacemaker.haproxy_monitor_s * 1000}@{node}=7"
+
+
+def migration_threshold(cib):
+    defaults = {nv.get("name"): nv.get("value") for nv in harness.cib_root(cib).find("configuration/rsc_defaults").iter("nvpair")}
+    return int(defaults["migration-threshold"])
 
 
 @dataclass(frozen=True)
@@ -71,12 +114,23 @@ def loaded_cib(loaded):
     return loaded.cib
 
 
-@pytest.fixture
-def cluster_up(stack, loaded_cib, work):
-    """All nodes up in the simulation; returns (simulation, the node holding the VIP)."""
-    sim_cib = harness.simulation_copy(loaded_cib, work / "sim.xml")
-    sim = harness.simulate(sim_cib, work / "up.xml", up=[n.name for n in stack.settings.nodes])
-    return sim, harness.together_on(sim.placement, "vip", "haproxy")
+@pytest.fixture(scope="session")
+def cluster_up(stack, loaded_cib, tmp_path_factory):
+    """All nodes up in the simulation; returns (simulation, the node holding the VIP). Shared:
+    tests only read its CIB (every later simulation writes a CIB of its own)."""
+    base = tmp_path_factory.mktemp(f"up-{stack.name}")
+    sim = simulate_up(stack, loaded_cib, base)
+    yield sim, harness.placed_with(sim.placement, VIP, CLONE)
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def failed_over(cluster_up, tmp_path_factory):
+    """The VIP holder of `cluster_up` fails; returns (simulation, the failed node). Shared, read only."""
+    up, holder = cluster_up
+    base = tmp_path_factory.mktemp("failed")
+    yield harness.simulate(up.cib_out, base / "failed.xml", fail=[holder]), holder
+    shutil.rmtree(base, ignore_errors=True)
 
 
 def test_crm_configuration_loads_into_an_empty_cib(stack, loaded, work, crm_env):
@@ -94,20 +148,29 @@ def test_crm_configuration_loads_into_an_empty_cib(stack, loaded, work, crm_env)
 
 def test_loaded_cib_carries_the_settings(stack, loaded_cib):
     """What crmsh wrote: the VIP's address, mask and interface, the monitors, stickiness, no
-    fencing, HAProxy as systemd:haproxy, the VIP colocated with and ordered before HAProxy."""
+    fencing, HAProxy as systemd:haproxy cloned (interleave=true) and nothing else cloned, the
+    VIP colocated with the clone (it follows a running instance) and ordered after it."""
     s = stack.settings
     root = harness.cib_root(loaded_cib)
 
     def nvpairs(el):
         return {nv.get("name"): nv.get("value") for nv in el.iter("nvpair")}
 
-    prims = {p.get("id"): p for p in root.iter("primitive")}
-    assert sorted(prims) == ["haproxy", "vip"]
-    vip, haproxy = prims["vip"], prims["haproxy"]
+    resources = root.find("configuration/resources")
+    assert sorted((el.tag, el.get("id")) for el in resources) == [("clone", CLONE), ("primitive", VIP)]
+    prims = {p.get("id"): p for p in resources.iter("primitive")}
+    assert sorted(prims) == [HAPROXY, VIP]
+    vip, haproxy = prims[VIP], prims[HAPROXY]
     assert (vip.get("class"), vip.get("provider"), vip.get("type")) == ("ocf", "heartbeat", "IPaddr2")
     assert nvpairs(vip.find("instance_attributes")) == {
         "ip": str(s.vip), "cidr_netmask": str(s.prefix_len), "nic": s.interface}
     assert (haproxy.get("class"), haproxy.get("type")) == ("systemd", "haproxy")
+
+    (clone,) = resources.iter("clone")
+    assert [child.get("id") for child in clone if child.tag == "primitive"] == [HAPROXY]
+    clone_meta = [m for m in clone if m.tag == "meta_attributes"]
+    assert len(clone_meta) == 1 and nvpairs(clone_meta[0]) == {"interleave": "true"}, \
+        "the clone must be interleaved and keep Pacemaker's defaults otherwise (one instance per node)"
 
     def monitor(p):
         (op,) = [o for o in p.iter("op") if o.get("name") == "monitor"]
@@ -119,10 +182,14 @@ def test_loaded_cib_carries_the_settings(stack, loaded_cib):
     assert props["stonith-enabled"] == "false"
     defaults = nvpairs(root.find("configuration/rsc_defaults"))
     assert defaults["resource-stickiness"] == str(s.pacemaker.stickiness)
+    assert defaults["migration-threshold"] == "3"
     (coloc,) = root.iter("rsc_colocation")
-    assert (coloc.get("rsc"), coloc.get("with-rsc"), coloc.get("score")) == ("vip", "haproxy", "INFINITY")
+    assert (coloc.get("rsc"), coloc.get("with-rsc"), coloc.get("score")) == (VIP, CLONE, "INFINITY")
+    assert coloc.get("rsc-role") in (None, "Started") and coloc.get("with-rsc-role") in (None, "Started")
     (order,) = root.iter("rsc_order")
-    assert (order.get("first"), order.get("then"), order.get("kind")) == ("vip", "haproxy", "Mandatory")
+    assert (order.get("first"), order.get("then"), order.get("kind")) == (CLONE, VIP, "Mandatory")
+    assert order.get("first-action") in (None, "start") and order.get("then-action") in (None, "start")
+    assert order.get("symmetrical") in (None, "true")
 
 
 def test_configure_step_loads_the_validated_file(stack):
@@ -131,73 +198,152 @@ def test_configure_step_loads_the_validated_file(stack):
     assert harness.heredoc(step.script, CRM_HEREDOC) == (stack.root / "cluster.crm").read_text()
 
 
-def test_vip_and_haproxy_start_together(stack, cluster_up):
-    """All nodes up: the VIP and HAProxy start on one node, the VIP first."""
+def test_haproxy_starts_everywhere_and_the_vip_after_it(stack, cluster_up):
+    """All nodes up: an HAProxy instance starts on every node, the VIP on one of them whose
+    HAProxy runs, and the VIP's start waits for the start of the HAProxy on its node."""
     sim, holder = cluster_up
-    assert sim.started("vip") == [holder] and sim.started("haproxy") == [holder]
-    assert sim.graph.waits_for(f"haproxy_start_0@{holder}", f"vip_start_0@{holder}"), \
-        "HAProxy's start does not wait for the VIP's"
+    nodes = node_names(stack)
+    harness.running_on(sim.placement, CLONE, nodes)
+    assert sim.started(HAPROXY) == sorted(nodes) and sim.stopped(HAPROXY) == []
+    assert sim.ops(VIP) == [("start", holder)]
+    harness.check_start_waits(sim, VIP, HAPROXY, holder)
 
 
-def test_failover_moves_both_to_a_survivor(stack, cluster_up, work):
-    """The node holding them fails: both start together on a survivor, the VIP first."""
-    up, holder = cluster_up
-    sim = harness.simulate(up.cib_out, work / "failed.xml", fail=[holder])
-    survivor = harness.together_on(sim.placement, "vip", "haproxy")
-    assert survivor != holder and survivor in {n.name for n in stack.settings.nodes}
-    assert sim.started("vip") == [survivor] and sim.started("haproxy") == [survivor]
-    assert sim.graph.waits_for(f"haproxy_start_0@{survivor}", f"vip_start_0@{survivor}")
+def test_failover_moves_only_the_vip(stack, failed_over):
+    """The VIP holder fails: the VIP starts on a survivor whose HAProxy runs, and no HAProxy
+    starts or stops anywhere (no cold start in the failover path)."""
+    sim, holder = failed_over
+    survivors = [n for n in node_names(stack) if n != holder]
+    survivor = harness.placed_with(sim.placement, VIP, CLONE)
+    assert survivor in survivors
+    harness.running_on(sim.placement, CLONE, survivors)
+    assert sim.ops(VIP) == [("start", survivor)]
+    for node in survivors:
+        harness.check_untouched(sim, HAPROXY, node)
+    assert sim.ops(HAPROXY) == []
 
 
-def test_returning_node_does_not_take_them_back(stack, cluster_up, work):
+def test_returning_node_gets_haproxy_back_but_not_the_vip(stack, failed_over, work):
     """The failed node comes back (rebooted, with no resource history): stickiness keeps the
-    VIP and HAProxy where they are; the cluster only probes the returning node."""
-    up, holder = cluster_up
-    failed = harness.simulate(up.cib_out, work / "failed.xml", fail=[holder])
-    survivor = harness.together_on(failed.placement, "vip", "haproxy")
+    VIP where it is; HAProxy starts on the returning node, the others keep theirs running."""
+    failed, holder = failed_over
+    nodes = node_names(stack)
+    survivor = harness.placed_with(failed.placement, VIP, CLONE)
     shutil.copy(failed.cib_out, work / "rebooted.xml")
     harness.forget_node_history(work / "rebooted.xml", holder)
     back = harness.simulate(work / "rebooted.xml", work / "back.xml", up=[holder])
-    assert harness.together_on(back.placement, "vip", "haproxy") == survivor
-    moves = [a for a in back.actions if a[0] in ("vip", "haproxy") and a[1] != "monitor"]
-    assert not moves, f"the returning node caused {moves}"
+    assert harness.placed_with(back.placement, VIP, CLONE) == survivor
+    assert back.ops(VIP) == [], f"the returning node moved the VIP: {back.actions}"
+    harness.running_on(back.placement, CLONE, nodes)
+    assert back.ops(HAPROXY) == [("start", holder)]
+    for node in nodes:
+        if node != holder:
+            harness.check_untouched(back, HAPROXY, node)
+
+
+def test_standby_moves_only_the_vip(stack, cluster_up, work):
+    """`crm node standby` on the VIP holder (planned maintenance): the VIP moves to a node
+    whose HAProxy keeps running, and its start waits only for the VIP's stop; HAProxy stops
+    on the node in standby only."""
+    up, holder = cluster_up
+    others = [n for n in node_names(stack) if n != holder]
+    sim = harness.simulate(harness.set_standby(up.cib_out, work / "standby-in.xml", holder), work / "standby.xml")
+    target = harness.placed_with(sim.placement, VIP, CLONE)
+    assert target in others
+    harness.running_on(sim.placement, CLONE, others)
+    assert sim.ops(VIP) == [("stop", holder), ("start", target)], sim.actions
+    assert sim.ops(HAPROXY) == [("stop", holder)], sim.actions
+    for node in others:
+        harness.check_untouched(sim, HAPROXY, node)
+    start = sim.graph.key(VIP, "start", target)
+    assert sim.graph.inputs[start] == {f"{VIP}_stop_0@{holder}"}, sim.graph.inputs[start]
 
 
 def test_haproxy_failing_repeatedly_takes_the_vip_away(stack, cluster_up, loaded_cib, work):
-    """HAProxy's monitor fails on the holder: it is recovered in place until the
-    migration-threshold is reached, then HAProxy and the VIP move together to another node."""
+    """HAProxy's monitor fails on the VIP's node. Below the migration-threshold HAProxy is
+    recovered in place, and Pacemaker restarts the VIP with it (stop VIP, stop and start
+    HAProxy, start VIP, all on that node): the Mandatory order makes the VIP depend on the
+    instance it is colocated with, so each in-place recovery is a short outage of the VIP on
+    the same node rather than a move to the warm instance. At the threshold the VIP moves to
+    another node, whose HAProxy keeps running, and HAProxy stays stopped on the failing node."""
     up, holder = cluster_up
-    defaults = {nv.get("name"): nv.get("value") for nv in harness.cib_root(loaded_cib).iter("nvpair")}
-    threshold = int(defaults["migration-threshold"])
-    spec = f"haproxy_monitor_{stack.settings.pacemaker.haproxy_monitor_s * 1000}@{holder}=7"
+    nodes = node_names(stack)
+    others = [n for n in nodes if n != holder]
+    threshold = migration_threshold(loaded_cib)
     cib = up.cib_out
     for failure in range(1, threshold + 1):
-        sim = harness.simulate(cib, work / f"failure-{failure}.xml", inject=[spec])
-        where = harness.together_on(sim.placement, "vip", "haproxy")
+        sim = harness.simulate(cib, work / f"failure-{failure}.xml", inject=[monitor_failure(stack, holder)])
+        where = harness.placed_with(sim.placement, VIP, CLONE)
+        for node in others:
+            harness.check_untouched(sim, HAPROXY, node)
         if failure < threshold:
             assert where == holder, f"moved after {failure} failure(s) of {threshold}"
+            harness.running_on(sim.placement, CLONE, nodes)
+            assert sim.ops(HAPROXY) == [("stop", holder), ("start", holder)], sim.actions
+            assert sim.ops(VIP) == [("stop", holder), ("start", holder)], sim.actions
+            harness.check_start_waits(sim, VIP, HAPROXY, holder)
         else:
             assert where != holder, f"still on {holder} after {failure} failures"
+            harness.running_on(sim.placement, CLONE, others)
+            assert sim.ops(HAPROXY) == [("stop", holder)], sim.actions
+            assert sim.ops(VIP) == [("stop", holder), ("start", where)], sim.actions
         cib = sim.cib_out
 
 
+def test_haproxy_failing_elsewhere_leaves_the_vip_alone(stack, cluster_up, work):
+    """HAProxy's monitor fails on a node without the VIP: HAProxy is recovered there and the
+    VIP is not touched: Pacemaker only restarts the VIP for the instance on its own node
+    (interleave plays no part here, as the VIP is not a clone)."""
+    up, holder = cluster_up
+    other = next(n for n in node_names(stack) if n != holder)
+    sim = harness.simulate(up.cib_out, work / "elsewhere.xml", inject=[monitor_failure(stack, other)])
+    assert harness.placed_with(sim.placement, VIP, CLONE) == holder
+    harness.running_on(sim.placement, CLONE, node_names(stack))
+    assert sim.ops(VIP) == [], sim.actions
+    assert sim.ops(HAPROXY) == [("stop", other), ("start", other)], sim.actions
+
+
 def test_without_quorum_nothing_runs(stack, cluster_up, work):
-    """A partition without quorum publishes no VIP (no-quorum-policy=stop)."""
+    """A partition without quorum publishes no VIP and runs no HAProxy (no-quorum-policy=stop)."""
     up, holder = cluster_up
     sim = harness.simulate(up.cib_out, work / "noquorum.xml", quorum=False)
-    assert sim.placement == {"vip": (), "haproxy": ()}
+    assert sim.placement == {VIP: (), HAPROXY: (), CLONE: ()}
 
 
 def test_configure_step_runs_against_the_cluster(stack, loaded_cib, cluster_up, work, crm_env):
     """The configure step itself, run here against an offline CIB of the running cluster:
-    its load is a no-op, and it finds the VIP and HAProxy on the same node."""
+    its load is a no-op, and it finds HAProxy on every node and the VIP on one of them."""
     up, holder = cluster_up
     cib = harness.restore_agents(loaded_cib, up.cib_out, work / "live.xml")
     before = harness.cib_state(cib)
     result = harness.run_step_offline(step_file(stack, "configure"), cib, crm_env)
     assert result.returncode == 0, result.describe()
-    assert f"hapx: VIP {stack.settings.vip} and HAProxy run on {holder}" in result.output
+    everywhere = " ".join(sorted(node_names(stack)))
+    assert f"hapx: VIP {stack.settings.vip} runs on {holder}; HAProxy runs on {everywhere}" in result.output
     assert harness.cib_state(cib) == before
+
+
+def test_configure_step_waits_for_haproxy_on_every_node(dev_stack, dev_loaded, work, crm_env):
+    """With a node down (the VIP on the survivor, HAProxy on the survivor only) the configure
+    step keeps waiting and, at its deadline (shortened here to 2 s in a copy of the step),
+    fails saying where it found them: it wants HAProxy on every node, not only a VIP."""
+    nodes = node_names(dev_stack)
+    up = simulate_up(dev_stack, dev_loaded.cib, work)
+    holder = harness.placed_with(up.placement, VIP, CLONE)
+    failed = harness.simulate(up.cib_out, work / "failed.xml", fail=[holder])
+    survivor = harness.placed_with(failed.placement, VIP, CLONE)
+    cib = harness.restore_agents(dev_loaded.cib, failed.cib_out, work / "live.xml")
+    script = step_file(dev_stack, "configure").read_text()
+    timeout_s = int(re.search(r"deadline=\$\(\(SECONDS \+ (\d+)\)\)", script).group(1))
+    short = work / "configure.sh"
+    short.write_text(script.replace(f"SECONDS + {timeout_s}))", "SECONDS + 2))").replace(
+        f"after {timeout_s}s", "after 2s"))
+    assert short.read_text().count("SECONDS + 2))") == 1 and "after 2s" in short.read_text()
+    result = harness.run_step_offline(short, cib, crm_env)
+    assert result.returncode == 1, result.describe()
+    assert f"hapx: after 2s the VIP runs on '{survivor}' and HAProxy on '{survivor}'" in result.output, \
+        result.describe()
+    assert len(nodes) == 2 and "load update failed" not in result.output
 
 
 def test_wait_members_step_sees_every_node_online(stack, loaded_cib, cluster_up, work, crm_env):
@@ -226,10 +372,10 @@ def test_configure_step_fails_when_crmsh_reports_an_error(dev_stack, dev_loaded,
     """The configure step promises to fail when crmsh prints an ERROR line even with exit
     status 0 ("check its words too"). crmsh 4.4.1 does that when the CIB has no quorum
     (ERROR: (cluster_status) warning: ... lack of quorum) and it colours the word ERROR even
-    when its output is not a terminal, so the step's `grep -q '^ERROR'` must still see it."""
+    when its output is not a terminal, so the step's `grep -q '^ERROR'` must still see it.
+    The step must fail right there, not later in its wait for the resources."""
     base_cib = dev_loaded.cib
-    sim = harness.simulate(harness.simulation_copy(base_cib, work / "sim.xml"), work / "up.xml",
-                           up=[n.name for n in dev_stack.settings.nodes])
+    sim = simulate_up(dev_stack, base_cib, work)
     cib = harness.restore_agents(base_cib, sim.cib_out, work / "noquorum.xml")
     tree = harness.parse_xml(cib)
     root = tree.getroot()
@@ -249,9 +395,10 @@ def test_configure_step_fails_when_crmsh_reports_an_error(dev_stack, dev_loaded,
     assert "\x1b[31mERROR" in crmsh.stdout + crmsh.stderr
 
     result = harness.run_step_offline(step_file(dev_stack, "configure"), cib, crm_env)
-    assert result.returncode != 0, (
-        "the configure step succeeded although crmsh printed an ERROR line:\n" + result.describe()
+    assert result.returncode == 1, (
+        "the configure step did not fail on crmsh's ERROR line:\n" + result.describe()
         + "\ncrmsh said:\n" + crmsh.output)
+    assert "hapx: crm configure load update failed:" in result.output, result.describe()
 
 
 # --- the checks can fail ------------------------------------------------------------------
@@ -305,24 +452,53 @@ def test_crm_verify_rejects_fencing_without_devices(dev_loaded, work):
         harness.crm_verify(cib)
 
 
-def test_simulation_check_catches_resources_apart(dev_stack, work, crm_env):
-    """Without the colocation, Pacemaker spreads the two resources: the check sees it."""
-    crm_file = work / "cluster.crm"
-    crm_file.write_text("".join(line for line in (dev_stack.root / "cluster.crm").read_text().splitlines(True)
-                                if not line.startswith("colocation ")))
-    cib = load_fresh(dev_stack, work, crm_env, crm_file)
-    sim = harness.simulate(harness.simulation_copy(cib, work / "sim.xml"), work / "up.xml",
-                           up=[n.name for n in dev_stack.settings.nodes])
-    with pytest.raises(CheckFailed, match="not placed together"):
-        harness.together_on(sim.placement, "vip", "haproxy")
+def test_colocation_check_catches_a_vip_without_haproxy(dev_stack, work, crm_env):
+    """Without the colocation, Pacemaker leaves the VIP on a node whose HAProxy has failed for
+    good (migration-threshold reached): the check sees the VIP where HAProxy does not run."""
+    cib = load_fresh(dev_stack, work, crm_env, edited_crm(dev_stack, work, without_lines("colocation ")))
+    up = simulate_up(dev_stack, cib, work)
+    holder = harness.placed_with(up.placement, VIP, CLONE)  # all up: HAProxy runs everywhere
+    sim = up
+    for failure in range(1, migration_threshold(cib) + 1):
+        sim = harness.simulate(sim.cib_out, work / f"failure-{failure}.xml", inject=[monitor_failure(dev_stack, holder)])
+    with pytest.raises(CheckFailed, match=f"{VIP} runs on {holder}, where {CLONE} does not run"):
+        harness.placed_with(sim.placement, VIP, CLONE)
 
 
 def test_order_check_catches_a_missing_order(dev_stack, work, crm_env):
-    crm_file = work / "cluster.crm"
-    crm_file.write_text("".join(line for line in (dev_stack.root / "cluster.crm").read_text().splitlines(True)
-                                if not line.startswith("order ")))
-    cib = load_fresh(dev_stack, work, crm_env, crm_file)
-    sim = harness.simulate(harness.simulation_copy(cib, work / "sim.xml"), work / "up.xml",
-                           up=[n.name for n in dev_stack.settings.nodes])
-    holder = harness.together_on(sim.placement, "vip", "haproxy")
-    assert not sim.graph.waits_for(f"haproxy_start_0@{holder}", f"vip_start_0@{holder}")
+    """Without the order, the VIP starts without waiting for HAProxy: the graph check sees it."""
+    cib = load_fresh(dev_stack, work, crm_env, edited_crm(dev_stack, work, without_lines("order ")))
+    sim = simulate_up(dev_stack, cib, work)
+    holder = harness.placed_with(sim.placement, VIP, CLONE)
+    with pytest.raises(CheckFailed, match="does not wait for"):
+        harness.check_start_waits(sim, VIP, HAPROXY, holder)
+
+
+def test_everywhere_check_catches_haproxy_on_one_node(dev_stack, work, crm_env):
+    """A clone limited to one instance (clone-max=1) is HAProxy on one node only: the
+    placement check sees it, and the failover check sees the cold start on the survivor."""
+    cib = load_fresh(dev_stack, work, crm_env, edited_crm(
+        dev_stack, work, lambda t: t.replace("meta interleave=true", "meta interleave=true clone-max=1")))
+    up = simulate_up(dev_stack, cib, work)
+    with pytest.raises(CheckFailed, match=f"{CLONE} runs on"):
+        harness.running_on(up.placement, CLONE, node_names(dev_stack))
+    holder = harness.placed_with(up.placement, VIP, CLONE)
+    failed = harness.simulate(up.cib_out, work / "failed.xml", fail=[holder])
+    survivor = harness.placed_with(failed.placement, VIP, CLONE)
+    with pytest.raises(CheckFailed, match=f"does not leave {HAPROXY} running on {survivor}"):
+        harness.check_untouched(failed, HAPROXY, survivor)
+
+
+def test_warm_check_catches_the_old_cold_start(dev_stack, work, crm_env):
+    """The previous design (one HAProxy primitive, no clone): a failover starts HAProxy on the
+    survivor, which the failover check reports."""
+    cib = load_fresh(dev_stack, work, crm_env, edited_crm(dev_stack, work, lambda t: t.replace(
+        "clone haproxy-clone haproxy \\\n    meta interleave=true\n", "").replace(
+        "inf: vip haproxy-clone", "inf: vip haproxy").replace("Mandatory: haproxy-clone vip", "Mandatory: haproxy vip")))
+    assert not list(harness.cib_root(cib).iter("clone"))
+    up = simulate_up(dev_stack, cib, work)
+    holder = harness.placed_with(up.placement, VIP, HAPROXY)
+    failed = harness.simulate(up.cib_out, work / "failed.xml", fail=[holder])
+    survivor = harness.placed_with(failed.placement, VIP, HAPROXY)
+    with pytest.raises(CheckFailed, match=r"\('start', '" + survivor):
+        harness.check_untouched(failed, HAPROXY, survivor)
