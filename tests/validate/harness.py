@@ -951,3 +951,12 @@ def run_step_offline(script: Path, cib: Path, crm_env: CrmEnv, timeout: float = 
     argv = private_mounts(["timeout", "--kill-after=5", str(int(timeout)), "bash", str(script)],
                           tmpfs=["/var/lib", "/var/log/crmsh"])
     return run(argv, env=crm_env.env(cib), timeout=timeout + 15)
+
+
+def write_broken(directory: Path, name: str, text: str, breakage) -> Path:
+    """Write `breakage(text)` to directory/name for a negative test; the breakage must change it."""
+    broken = breakage(text)
+    assert broken != text, f"the breakage did not change {name}"
+    path = directory / name
+    path.write_text(broken)
+    return path

@@ -134,10 +134,7 @@ def test_cloud_init_schema_accepts_the_negative_tests_base(work):
      "ssh_genkeytypes: [] is too short"),
 ], ids=["wrong-type", "no-header", "bad-yaml", "bad-user", "empty-genkeytypes"])
 def test_cloud_init_schema_rejects_broken_user_data(work, breakage, words):
-    broken = breakage(GOOD_USER_DATA)
-    assert broken != GOOD_USER_DATA
-    path = work / "user-data"
-    path.write_text(broken)
+    path = harness.write_broken(work, "user-data", GOOD_USER_DATA, breakage)
     with pytest.raises(CheckFailed) as err:
         harness.check_user_data(path)
     assert words in str(err.value)
@@ -160,10 +157,7 @@ def test_unknown_user_data_key_is_rejected(work):
 def test_network_config_check_rejects_broken_files(dev_stack, work, breakage, words):
     node = dev_stack.settings.nodes[0]
     text = (dev_stack.node_dir(node) / "network-config").read_text()
-    broken = breakage(text)
-    assert broken != text
-    path = work / "network-config"
-    path.write_text(broken)
+    path = harness.write_broken(work, "network-config", text, breakage)
     with pytest.raises(CheckFailed) as err:
         if words == "net-convert rejected":
             harness.net_convert(path, work / "out", "networkd")

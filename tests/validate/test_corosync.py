@@ -82,10 +82,7 @@ def test_corosync_check_rejects_a_broken_conf(dev_stack, work, breakage, words):
     key, conf = key_and_conf(dev_stack, work)
     node = dev_stack.settings.nodes[0]
     harness.check_corosync_conf(conf, str(node.ip))  # the unbroken file passes
-    text = conf.read_text()
-    broken = breakage(text)
-    assert broken != text
-    conf.write_text(broken)
+    harness.write_broken(conf.parent, conf.name, conf.read_text(), breakage)
     with pytest.raises(CheckFailed) as err:
         harness.check_corosync_conf(conf, str(node.ip))
     assert words in str(err.value)

@@ -63,10 +63,7 @@ def test_haproxy_starts_on_a_node_without_the_vip(stack):
 ], ids=["unknown-keyword", "missing-backend", "warning-bad-timer"])
 def test_haproxy_check_rejects_a_broken_cfg(dev_stack, work, breakage, words):
     text = (dev_stack.root / "haproxy.cfg").read_text()
-    broken = breakage(text)
-    assert broken != text
-    path = work / "haproxy.cfg"
-    path.write_text(broken)
+    path = harness.write_broken(work, "haproxy.cfg", text, breakage)
     with pytest.raises(CheckFailed) as err:
         harness.check_haproxy_cfg(path)
     assert words in str(err.value)

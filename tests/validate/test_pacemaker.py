@@ -420,11 +420,7 @@ def test_configure_step_fails_when_crmsh_reports_an_error(dev_stack, dev_loaded,
 ], ids=["seed-stickiness-property", "seed-property-line", "seed-plain-properties", "unknown-ocf-agent", "misspelt-systemd-unit",
         "dangling-constraint"])
 def test_crm_load_rejects_a_broken_configuration(dev_stack, work, crm_env, breakage, words):
-    text = (dev_stack.root / "cluster.crm").read_text()
-    broken = breakage(text)
-    assert broken != text
-    crm_file = work / "cluster.crm"
-    crm_file.write_text(broken)
+    crm_file = harness.write_broken(work, "cluster.crm", (dev_stack.root / "cluster.crm").read_text(), breakage)
     cib = harness.empty_cib(work / "cib.xml", cluster_name=dev_stack.settings.corosync.cluster_name)
     with pytest.raises(CheckFailed) as err:
         harness.crm_load(cib, crm_file, crm_env)
