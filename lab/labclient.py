@@ -99,10 +99,14 @@ class Lab:
         xml = self.exec(node, "sudo crm_mon --one-shot --inactive --output-as=xml", timeout=timeout).stdout
         root = ET.fromstring(xml)
         online = {n.get("name"): n.get("online") == "true" for n in root.iter("node") if n.get("online")}
-        resources = {
-            r.get("id"): {"role": r.get("role"), "nodes": [n.get("name") for n in r.findall("node")]}
-            for r in root.iter("resource")
-        }
+        # A clone lists one <resource> per instance, all with the primitive's id: merge them.
+        resources: dict[str, dict] = {}
+        for r in root.iter("resource"):
+            entry = resources.setdefault(r.get("id"), {"roles": [], "nodes": []})
+            entry["roles"].append(r.get("role"))
+            entry["nodes"] += [n.get("name") for n in r.findall("node")]
+        for entry in resources.values():
+            entry["role"] = entry["roles"][0] if len(set(entry["roles"])) == 1 else "mixed"
         dc = root.find("./summary/current_dc")
         return {"online": online, "resources": resources,
                 "quorum": dc is not None and dc.get("with_quorum") == "true", "xml": xml}
@@ -117,6 +121,14 @@ class Lab:
     def all_online(self, ask: str) -> bool:
         st = self.crm_status(ask)
         return bool(st["online"]) and all(st["online"].get(n) for n in self.nodes)
+
+    def settled(self, ask: str) -> bool:
+        """Every node online, HAProxy started on every node and the VIP on one (as `ask` sees it)."""
+        st = self.crm_status(ask)
+        haproxy, vip = st["resources"].get("haproxy", {}), st["resources"].get("vip", {})
+        return (all(st["online"].get(n) for n in self.nodes)
+                and haproxy.get("role") == "Started" and sorted(haproxy.get("nodes", [])) == sorted(self.nodes)
+                and vip.get("role") == "Started" and len(vip.get("nodes", [])) == 1)
 
     def https(self, path: str = "/healthz", timeout: float = 5) -> subprocess.CompletedProcess:
         """One HTTPS GET through the VIP's API frontend (see probe.py once)."""
