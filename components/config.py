@@ -29,6 +29,7 @@ def settings_from_config(cfg: Optional[pulumi.Config] = None) -> Settings:
             continue
         if key in OBJECT_KEYS:
             # Structured values (the node list, the masters, the sections) are YAML objects.
+            # A missing one is left to the validator, which reports it with every other problem.
             value = cfg.require_object(key) if cfg.get(key) is not None else None
         else:
             value = cfg.get(key)
