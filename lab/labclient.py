@@ -28,6 +28,7 @@ _SUFFIX = "" if NS == "hapx-lab" else f"-{NS}"
 STATE = Path(os.environ.get("HAPX_LAB_STATE", BUILD / f"state{_SUFFIX}"))
 STATE_FILE = STATE / "lab.json"
 LOGS = BUILD / f"logs{_SUFFIX}"
+CACHE = BUILD / f"cache{_SUFFIX}"
 
 
 class LabCommandError(RuntimeError):
