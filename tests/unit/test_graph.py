@@ -123,10 +123,17 @@ def test_commands_run_in_the_plans_order(three_graph):
 
 
 def test_commands_connect_safely(dev_graph):
+    import yaml
+
+    pinned = {}
+    for node, ip in (("hapx-node01", "192.168.4.21"), ("hapx-node02", "192.168.4.22")):
+        user_data = yaml.safe_load(dev_graph.resources[f"{node}-cloudinit"].inputs["userData"])
+        pinned[ip] = " ".join(user_data["ssh_keys"]["ed25519_public"].split()[:2])
     for name, cmd in dev_graph.of_type(COMMAND).items():
         conn = cmd.inputs["connection"]
+        assert conn["hostKey"] == pinned[conn["host"]]  # the key the node was given
         assert conn["user"] == "debian"
-        assert conn["hostKey"].startswith("ssh-ed25519 ")
+        assert conn["hostKey"].startswith("ssh-ed25519 ") and len(conn["hostKey"].split()) == 2
         assert conn["dialErrorLimit"] >= 60
         assert "connection" in dev_graph.secret_inputs[name]  # it carries the private key
         assert cmd.inputs["addPreviousOutputInEnv"] is False
