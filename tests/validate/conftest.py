@@ -12,7 +12,7 @@ import pytest
 
 from hapx import bootstrap
 from hapx.bootstrap import Step
-from hapx.render import render_all, test_secrets
+from hapx.render import render_all, sample_secrets
 from hapx.rendering import SecretValues
 from hapx.settings import Node, Settings, settings_from_dict
 from tests.validate import harness
@@ -68,7 +68,7 @@ def stack(request, tmp_path_factory) -> RenderedStack:
     """Each variant rendered once (with fresh test secrets); removed at the end of the session."""
     name = request.param
     settings = settings_from_dict(VARIANTS[name]())
-    secrets, private_key = test_secrets(settings)
+    secrets, private_key = sample_secrets(settings)
     base = tmp_path_factory.mktemp(f"stack-{name}")
     out = base / "out"
     plan = render_all(settings, secrets, private_key, out)
@@ -80,7 +80,7 @@ def stack(request, tmp_path_factory) -> RenderedStack:
 def dev_stack(tmp_path_factory) -> RenderedStack:
     """The dev stack alone, for tests that break one of its files on purpose."""
     settings = settings_from_dict(VARIANTS["dev"]())
-    secrets, private_key = test_secrets(settings)
+    secrets, private_key = sample_secrets(settings)
     base = tmp_path_factory.mktemp("stack-dev-negative")
     out = base / "out"
     plan = render_all(settings, secrets, private_key, out)
