@@ -154,8 +154,7 @@ class HaproxyCluster(pulumi.ComponentResource):
         for step in bootstrap.plan(s):
             node = self.nodes[step.node]
             node_ip = str(s.node(step.node).ip)
-            # "type base64", without the comment: the form every SSH key parser accepts.
-            host_key = secrets["host_keys"][step.node].apply(lambda k: " ".join(k.public.split()[:2]))
+            host_key = secrets["host_keys"][step.node].apply(lambda k: k.key)
             connection = command.remote.ConnectionArgs(
                 host=node_ip,
                 user=s.ssh_user,

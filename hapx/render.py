@@ -67,7 +67,7 @@ def render_all(settings: Settings, secrets: SecretValues, ssh_private_key: str, 
     _write(s / "stats-password", secrets.stats_password + "\n", 0o600)
     _write(s / "corosync-authkey.b64", secrets.corosync_authkey + "\n", 0o600)
     _write(s / "known_hosts", "".join(
-        f"{n.ip} {' '.join(secrets.host_keys[n.name].public.split()[:2])}\n" for n in settings.nodes))
+        f"{n.ip} {secrets.host_keys[n.name].key}\n" for n in settings.nodes))
 
     steps = []
     for i, step in enumerate(bootstrap.plan(settings), start=1):

@@ -36,6 +36,11 @@ class HostKey:
     private: str
     public: str
 
+    @property
+    def key(self) -> str:
+        """The public key as `type base64`, without its comment: what known_hosts and pinning take."""
+        return " ".join(self.public.split()[:2])
+
 
 @dataclass(frozen=True)
 class SecretValues:
