@@ -4,7 +4,7 @@ STACK ?= dev
 OUT ?= build/$(STACK)
 PYTEST := .venv/bin/python -m pytest
 
-.PHONY: help up destroy render check test unit validate lab-test lab lab-down bench engine clean
+.PHONY: help up destroy render check test unit validate lab-test lab lab-down bench soak engine clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -49,6 +49,9 @@ lab-down: ## remove everything the lab made
 
 bench: ## failover benchmark on the lab (hard node loss and planned switchover)
 	lab/bench-failover
+
+soak: ## 10 minutes idle on the lab that is up: membership changes, VIP moves, failed requests
+	lab/soak --minutes 10
 
 engine: ## build the pulumi CLI and the provider plugins from Go modules
 	scripts/build-engine

@@ -62,6 +62,13 @@ def plan(settings: Settings) -> list[Step]:
         _script("wait-members", node=first, settings=settings, timeout_s=WAIT_MEMBERS_S),
         after=tuple(f"join-{n.name}" for n in settings.nodes)))
     steps += [
+        Step(f"install-agent-{n.name}", "install-agent", n.name,
+             _script("install-agent", node=n, agent=rendering.ocf_agent(),
+                     provider=rendering.OCF_AGENT_PROVIDER, agent_name=rendering.OCF_AGENT_NAME),
+             after=(f"wait-ready-{n.name}",))
+        for n in settings.nodes
+    ]
+    steps += [
         Step(f"install-haproxy-{n.name}", "install-haproxy", n.name,
              _script("install-haproxy", node=n),
              after=(f"wait-ready-{n.name}", "wait-members"), stdin=STDIN_HAPROXY_CFG)
@@ -71,7 +78,8 @@ def plan(settings: Settings) -> list[Step]:
         "configure", "configure", first.name,
         _script("configure", node=first, settings=settings,
                 cluster_crm=rendering.cluster_crm(settings), timeout_s=WAIT_RESOURCES_S),
-        after=("wait-members",) + tuple(f"install-haproxy-{n.name}" for n in settings.nodes)))
+        after=("wait-members",) + tuple(f"install-{what}-{n.name}" for n in settings.nodes
+                                        for what in ("agent", "haproxy"))))
     return steps
 
 

@@ -1,10 +1,12 @@
 """Write every artifact the program delivers for a stack into a directory, without the engine.
 
-Usage: python -m hapx.render --stack dev --out build/dev
+Usage: python -m hapx.render --stack dev --out build/dev [--secrets-from build/dev-old]
        python -m hapx.render --stack dev --check
 
 Secret values are NOT the stack's: fresh test values are generated and written under
 secrets/, so the output can be validated and booted in the lab but never leaks a real secret.
+--secrets-from reuses an earlier output's test values instead, as a stack keeps its secrets
+across updates: the lab applies a changed configuration to running VMs that way.
 """
 
 from __future__ import annotations
@@ -39,6 +41,30 @@ def sample_secrets(settings: Settings) -> tuple[SecretValues, str]:
     )
 
 
+def secrets_from(out: Path, settings: Settings) -> tuple[SecretValues, str]:
+    """The test values an earlier render wrote under out/secrets/ (fresh host keys for new nodes)."""
+    s = out / "secrets"
+    try:
+        fresh, _ = sample_secrets(settings)
+        host_keys = dict(fresh.host_keys)
+        for node in settings.nodes:
+            private = s / "host-keys" / node.name
+            if private.is_file():
+                host_keys[node.name] = rendering.HostKey(
+                    private.read_text(), (s / "host-keys" / f"{node.name}.pub").read_text().strip())
+        return (
+            SecretValues(
+                corosync_authkey=(s / "corosync-authkey.b64").read_text().strip(),
+                stats_password=(s / "stats-password").read_text().strip(),
+                ssh_public_key=(s / "id_ed25519.pub").read_text().strip(),
+                host_keys=host_keys,
+            ),
+            (s / "id_ed25519").read_text(),
+        )
+    except FileNotFoundError as err:
+        raise SystemExit(f"hapx.render: --secrets-from {out}: {err.filename} is missing") from None
+
+
 def _write(path: Path, text: str, mode: int = 0o644) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
@@ -68,6 +94,9 @@ def render_all(settings: Settings, secrets: SecretValues, ssh_private_key: str, 
     _write(s / "corosync-authkey.b64", secrets.corosync_authkey + "\n", 0o600)
     _write(s / "known_hosts", "".join(
         f"{n.ip} {secrets.host_keys[n.name].key}\n" for n in settings.nodes))
+    for n in settings.nodes:
+        _write(s / "host-keys" / n.name, secrets.host_keys[n.name].private, 0o600)
+        _write(s / "host-keys" / f"{n.name}.pub", secrets.host_keys[n.name].public + "\n")
 
     steps = []
     for i, step in enumerate(bootstrap.plan(settings), start=1):
@@ -102,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     target.add_argument("--check", action="store_true",
                         help="only validate the stack and render everything in memory")
     parser.add_argument("--config", type=Path, help="stack file to read instead of Pulumi.<stack>.yaml")
+    parser.add_argument("--secrets-from", type=Path, metavar="DIR",
+                        help="reuse the test secret values of an earlier --out DIR")
     args = parser.parse_args(argv)
     stack_file = args.config or PROJECT / f"Pulumi.{args.stack}.yaml"
     if not stack_file.is_file():
@@ -112,7 +143,12 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as err:
         print(f"hapx.render: {stack_file.name}: {err}", file=sys.stderr)
         return 2
-    secrets, private_key = sample_secrets(settings)
+    if args.secrets_from and args.out and args.secrets_from.resolve() == args.out.resolve():
+        print("hapx.render: --secrets-from must name another directory than --out (which is recreated)",
+              file=sys.stderr)
+        return 2
+    secrets, private_key = (secrets_from(args.secrets_from, settings) if args.secrets_from
+                            else sample_secrets(settings))
     if args.check:
         with tempfile.TemporaryDirectory(prefix="hapx-check-") as tmp:
             plan = render_all(settings, secrets, private_key, Path(tmp) / "out")

@@ -13,6 +13,10 @@ import jinja2
 from hapx.settings import Node, Settings
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+AGENTS = TEMPLATES.parent / "agents"
+# Where the VIP's resource agent (ocf:hapx:ipaddr) is installed on the nodes.
+OCF_AGENT_PROVIDER = "hapx"
+OCF_AGENT_NAME = "ipaddr"
 PACKAGES = ("corosync", "pacemaker", "crmsh", "resource-agents", "haproxy", "curl")
 DEFAULT_KEYFILE = "/etc/corosync/authkey"
 
@@ -107,6 +111,11 @@ def haproxy_cfg(settings: Settings, stats_password: str) -> str:
 def cluster_crm(settings: Settings) -> str:
     """The crm configuration: properties, VIP, HAProxy, colocation, order."""
     return render_template("cluster.crm.j2", settings=settings)
+
+
+def ocf_agent() -> str:
+    """The text of the VIP's resource agent, shipped as it is (agents/ipaddr)."""
+    return (AGENTS / OCF_AGENT_NAME).read_text()
 
 
 def _is_ip(value: str) -> bool:

@@ -131,6 +131,11 @@ class Lab:
                 and haproxy.get("role") == "Started" and sorted(haproxy.get("nodes", [])) == sorted(self.nodes)
                 and vip.get("role") == "Started" and len(vip.get("nodes", [])) == 1)
 
+    def holds_vip(self, node: str) -> bool:
+        """Whether the VIP address is on the node's interface (the kernel's view, not Pacemaker's)."""
+        out = self.exec(node, f"ip -4 -o addr show to {self.vip}/32", timeout=30).stdout
+        return f" {self.vip}/" in out
+
     def https(self, path: str = "/healthz", timeout: float = 5) -> subprocess.CompletedProcess:
         """One HTTPS GET through the VIP's API frontend (see probe.py once)."""
         return self.client(sys.executable, str(PROBE), "once", self.vip, str(self.api_port), "--path", path,

@@ -35,7 +35,37 @@ def _missing_prerequisites() -> str | None:
     return None
 
 
+# Figures the lab tests measured, printed in pytest's summary (they are not pass/fail bounds).
+FIGURES: list[str] = []
+
+
+@pytest.fixture
+def figure():
+    """Record one measured figure for the end-of-run summary (and print it for -s)."""
+    def record(line: str) -> None:
+        FIGURES.append(line)
+        print(f"\n{line}", flush=True)
+    return record
+
+
+def pytest_terminal_summary(terminalreporter):
+    if FIGURES:
+        terminalreporter.section("hapx lab figures")
+        for line in FIGURES:
+            terminalreporter.write_line(line)
+
+
+# One lab for the whole tier: the service checks, then the fault suite, then the teardown.
+LAB_FILE_ORDER = ("test_lab.py", "test_faults.py", "test_teardown.py")
+
+
 def pytest_collection_modifyitems(config, items):
+    def rank(item):
+        name = Path(str(item.fspath)).name
+        in_lab = "tests/lab" in str(item.fspath)
+        return (in_lab, LAB_FILE_ORDER.index(name) if in_lab and name in LAB_FILE_ORDER else len(LAB_FILE_ORDER))
+
+    items.sort(key=rank)  # stable: each file keeps its own order
     reason = _missing_prerequisites()
     if reason:
         skip = pytest.mark.skip(reason=reason)

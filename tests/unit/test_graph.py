@@ -41,7 +41,7 @@ def test_resource_counts(dev_graph, three_graph):
         assert len(graph.of_type(CLOUDINIT)) == n
         assert len(graph.of_type(VOLUME)) == n + 1  # one base, one disk per node
         assert len(graph.of_type(NETWORK)) == 1
-        assert len(graph.of_type(COMMAND)) == 3 * n + 2
+        assert len(graph.of_type(COMMAND)) == 4 * n + 2
 
 
 def test_every_disk_is_cloned_from_the_one_base_volume(three_graph):
@@ -100,8 +100,10 @@ def test_commands_run_in_the_plans_order(three_graph):
         assert g.depends_on[f"hapx-wait-ready-{n}"] == {f"{n}-domain"}
         assert f"hapx-wait-ready-{n}" in g.depends_on[f"hapx-join-{n}"]
         assert {f"hapx-wait-ready-{n}", "hapx-wait-members"} <= g.depends_on[f"hapx-install-haproxy-{n}"]
+        assert f"hapx-wait-ready-{n}" in g.depends_on[f"hapx-install-agent-{n}"]
     assert {f"hapx-join-{n}" for n in nodes} <= g.depends_on["hapx-wait-members"]
-    assert {f"hapx-install-haproxy-{n}" for n in nodes} | {"hapx-wait-members"} <= g.depends_on["hapx-configure"]
+    assert ({f"hapx-install-{what}-{n}" for n in nodes for what in ("agent", "haproxy")} | {"hapx-wait-members"}
+            <= g.depends_on["hapx-configure"])
 
     # No command runs before the wait step of its node: every path back from a command
     # reaches that node's wait-ready.

@@ -100,7 +100,7 @@ def test_crm_config_uses_id_form_and_a_deliberate_colocation(dev):
     assert "property cib-bootstrap-options:" in crm
     assert "rsc_defaults rsc-options:" in crm and "resource-stickiness=100" in crm
     assert "default-resource-stickiness" not in crm
-    assert "primitive vip ocf:heartbeat:IPaddr2" in crm and "ip=192.168.4.20" in crm
+    assert "primitive vip ocf:hapx:ipaddr" in crm and "ip=192.168.4.20" in crm
     assert "primitive haproxy systemd:haproxy" in crm
     assert "clone haproxy-clone haproxy" in crm
     assert "colocation vip-with-haproxy inf: vip haproxy-clone" in crm
@@ -127,6 +127,18 @@ def test_no_command_line_carries_a_secret(dev, secrets):
             assert stdin is None
 
 
+def test_install_agent_step_carries_the_agent_verbatim(dev):
+    """The VIP's agent reaches each node byte for byte as agents/ipaddr, under ocf:hapx:ipaddr."""
+    agent = (rendering.AGENTS / "ipaddr").read_text()
+    steps = [s for s in bootstrap.plan(dev) if s.kind == "install-agent"]
+    assert sorted(s.node for s in steps) == sorted(n.name for n in dev.nodes)
+    for step in steps:
+        body = step.script.split("<<'HAPX_OCF_AGENT'\n", 1)[1].split("HAPX_OCF_AGENT\n", 1)[0]
+        assert body == agent
+        assert "dir=/usr/lib/ocf/resource.d/hapx" in step.script and '"$dir/ipaddr"' in step.script
+    assert "primitive vip ocf:hapx:ipaddr" in rendering.cluster_crm(dev)
+
+
 def test_plan_order_respects_every_dependency(three_node_config):
     s = settings_from_dict(three_node_config)
     steps = bootstrap.plan(s)
@@ -136,4 +148,4 @@ def test_plan_order_respects_every_dependency(three_node_config):
         seen.add(step.id)
     ids = [st.id for st in steps]
     assert ids[-1] == "configure"
-    assert len(ids) == 3 * len(s.nodes) + 2
+    assert len(ids) == 4 * len(s.nodes) + 2  # wait-ready, join, install-agent, install-haproxy; 2 shared

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, Mapping, Optional, Sequence
 
+PROJECT = Path(__file__).resolve().parents[2]
 TIMEOUT_S = 60
 NETNS_PREFIX = "hapx-val-"
 SYSTEM_PYTHON = "/usr/bin/python3"  # cloud-init's own interpreter (its modules are not in the venv)
@@ -47,6 +48,8 @@ TOOLS = {
     "crm_resource": "pacemaker-cli-utils",
     "crm": "crmsh",
     "shellcheck": "shellcheck",
+    "ocf-tester": "resource-agents",
+    "xmllint": "libxml2-utils",
     "ip": "iproute2",
     "unshare": "util-linux",
     "mount": "mount",
@@ -56,7 +59,9 @@ TOOLS = {
     "sh": "dash",
 }
 # Resource agents the crm configuration and the simulation use (package resource-agents).
-OCF_AGENTS = ("/usr/lib/ocf/resource.d/heartbeat/IPaddr2", "/usr/lib/ocf/resource.d/heartbeat/Dummy")
+OCF_AGENTS = ("/usr/lib/ocf/resource.d/heartbeat/Dummy",)
+# hapx's own agents (the install-agent step puts them under /usr/lib/ocf/resource.d/hapx/).
+HAPX_AGENTS = PROJECT / "agents"
 
 PRIVATE_MOUNTS_TAG = "hapx-val-private-mounts"
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -526,14 +531,17 @@ _CRM_RESOURCE_SHIM = '''#!/usr/bin/python3
 
 Pacemaker answers `--show-metadata systemd:UNIT` through systemd's D-Bus, which a build host
 does not run; on the VMs it returns the fixed text in libcrmservice for any installed unit.
-This shim returns that same text when UNIT.service is installed here, and hands every other
-call (and every unknown unit) to the real crm_resource, so crmsh's checks stay strict.
+This shim returns that same text when UNIT.service is installed here; for `ocf:hapx:AGENT` it
+runs the project's own agent (agents/AGENT meta-data), which the install-agent step installs on
+the nodes but not on this host. Every other call (and every unknown unit or agent) goes to the
+real crm_resource, so crmsh's checks stay strict.
 """
 import os
 import sys
 from pathlib import Path
 
 REAL = {real!r}
+HAPX_AGENTS = Path({agents!r})
 TEMPLATE = Path(__file__).with_name("systemd-metadata.fmt")
 UNIT_DIRS = ("/etc/systemd/system", "/lib/systemd/system", "/usr/lib/systemd/system")
 
@@ -547,6 +555,10 @@ if len(args) == 2 and args[0] == "--show-metadata" and args[1].startswith("syste
             desc = next((l.split("=", 1)[1].strip() for l in lines if l.startswith("Description=")), unit)
             sys.stdout.write(TEMPLATE.read_text() % (unit, desc, unit))
             sys.exit(0)
+if len(args) == 2 and args[0] == "--show-metadata" and args[1].startswith("ocf:hapx:"):
+    agent = HAPX_AGENTS / args[1][len("ocf:hapx:"):]
+    if agent.is_file():
+        os.execv(str(agent), [str(agent), "meta-data"])
 os.execv(REAL, [REAL] + args)
 '''
 
@@ -573,7 +585,7 @@ def make_crm_env(workdir: Path) -> CrmEnv:
     if real is None:
         raise RuntimeError("crm_resource is missing (Debian package pacemaker-cli-utils)")
     shim = shim_dir / "crm_resource"
-    shim.write_text(_CRM_RESOURCE_SHIM.format(real=real))
+    shim.write_text(_CRM_RESOURCE_SHIM.format(real=real, agents=str(HAPX_AGENTS)))
     shim.chmod(0o755)
     return CrmEnv(home, shim_dir)
 

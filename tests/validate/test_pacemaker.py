@@ -78,8 +78,16 @@ def monitor_failure(stack, node):
     return f"{HAPROXY}_monitor_{stack.settings.pacemaker.haproxy_monitor_s * 1000}@{node}=7"
 
 
-def migration_threshold(cib):
-    defaults = {nv.get("name"): nv.get("value") for nv in harness.cib_root(cib).find("configuration/rsc_defaults").iter("nvpair")}
+def migration_threshold(cib, resource: str = "haproxy"):
+    """The resource's own migration-threshold, else the rsc_defaults one."""
+    root = harness.cib_root(cib)
+    for prim in root.iter("primitive"):
+        if prim.get("id") == resource:
+            for meta in prim.iter("meta_attributes"):
+                for nv in meta.iter("nvpair"):
+                    if nv.get("name") == "migration-threshold":
+                        return int(nv.get("value"))
+    defaults = {nv.get("name"): nv.get("value") for nv in root.find("configuration/rsc_defaults").iter("nvpair")}
     return int(defaults["migration-threshold"])
 
 
@@ -161,9 +169,10 @@ def test_loaded_cib_carries_the_settings(stack, loaded_cib):
     prims = {p.get("id"): p for p in resources.iter("primitive")}
     assert sorted(prims) == [HAPROXY, VIP]
     vip, haproxy = prims[VIP], prims[HAPROXY]
-    assert (vip.get("class"), vip.get("provider"), vip.get("type")) == ("ocf", "heartbeat", "IPaddr2")
+    assert (vip.get("class"), vip.get("provider"), vip.get("type")) == ("ocf", "hapx", "ipaddr")
     assert nvpairs(vip.find("instance_attributes")) == {
-        "ip": str(s.vip), "cidr_netmask": str(s.prefix_len), "nic": s.interface}
+        "ip": str(s.vip), "cidr_netmask": str(s.prefix_len), "nic": s.interface,
+        "arp_count": "5", "arp_interval_ms": "200"}
     assert (haproxy.get("class"), haproxy.get("type")) == ("systemd", "haproxy")
 
     (clone,) = resources.iter("clone")
@@ -241,66 +250,66 @@ def test_returning_node_gets_haproxy_back_but_not_the_vip(stack, failed_over, wo
             harness.check_untouched(back, HAPROXY, node)
 
 
-def test_standby_moves_only_the_vip(stack, cluster_up, work):
-    """`crm node standby` on the VIP holder (planned maintenance): the VIP moves to a node
-    whose HAProxy keeps running, and its start waits only for the VIP's stop; HAProxy stops
-    on the node in standby only."""
+def test_standby_moves_only_the_vip_make_before_break(stack, cluster_up, work):
+    """`crm node standby` on the VIP holder (planned maintenance): the VIP migrates
+    (allow-migrate) to a node whose HAProxy keeps running: migrate_to on the holder (which
+    keeps the address), migrate_from on the target (which adds it), and only after that the
+    stop on the holder; HAProxy then stops on the node in standby only."""
     up, holder = cluster_up
     others = [n for n in node_names(stack) if n != holder]
     sim = harness.simulate(harness.set_standby(up.cib_out, work / "standby-in.xml", holder), work / "standby.xml")
     target = harness.placed_with(sim.placement, VIP, CLONE)
     assert target in others
     harness.running_on(sim.placement, CLONE, others)
-    assert sim.ops(VIP) == [("stop", holder), ("start", target)], sim.actions
+    assert sim.ops(VIP) == [("migrate_to", holder), ("migrate_from", target), ("stop", holder)], sim.actions
     assert sim.ops(HAPROXY) == [("stop", holder)], sim.actions
     for node in others:
         harness.check_untouched(sim, HAPROXY, node)
-    start = sim.graph.key(VIP, "start", target)
-    assert sim.graph.inputs[start] == {f"{VIP}_stop_0@{holder}"}, sim.graph.inputs[start]
+    migrate_from = sim.graph.key(VIP, "migrate_from", target)
+    stop = sim.graph.key(VIP, "stop", holder)
+    assert sim.graph.waits_for(migrate_from, sim.graph.key(VIP, "migrate_to", holder))
+    assert sim.graph.waits_for(stop, migrate_from), "the old node drops the VIP before the new one has it"
+    assert sim.graph.waits_for(sim.graph.key(HAPROXY, "stop", holder), stop)
 
 
-def test_haproxy_failing_repeatedly_takes_the_vip_away(stack, cluster_up, loaded_cib, work):
-    """HAProxy's monitor fails on the VIP's node. Below the migration-threshold HAProxy is
-    recovered in place, and Pacemaker restarts the VIP with it (stop VIP, stop and start
-    HAProxy, start VIP, all on that node): the Mandatory order makes the VIP depend on the
-    instance it is colocated with, so each in-place recovery is a short outage of the VIP on
-    the same node rather than a move to the warm instance. At the threshold the VIP moves to
-    another node, whose HAProxy keeps running, and HAProxy stays stopped on the failing node."""
+def test_without_allow_migrate_a_move_is_break_before_make(dev_stack, work, crm_env):
+    """The check above sees the difference: without allow-migrate the move is a stop, then a start."""
+    cib = load_fresh(dev_stack, work, crm_env, edited_crm(dev_stack, work, lambda t: t.replace("    meta allow-migrate=true \\\n", "")))
+    up = simulate_up(dev_stack, cib, work)
+    holder = harness.placed_with(up.placement, VIP, CLONE)
+    sim = harness.simulate(harness.set_standby(up.cib_out, work / "standby-in.xml", holder), work / "standby.xml")
+    target = harness.placed_with(sim.placement, VIP, CLONE)
+    assert sim.ops(VIP) == [("stop", holder), ("start", target)], sim.actions
+
+
+def test_haproxy_failing_takes_the_vip_away(stack, cluster_up, loaded_cib, work):
+    """HAProxy's monitor fails on the VIP's node. Its migration-threshold is 1: at the first
+    failure the VIP moves to another node, whose HAProxy keeps running, and HAProxy stays
+    stopped on the failing node (until the failure expires or is cleaned up)."""
+    assert migration_threshold(loaded_cib) == 1, "HAProxy's failure must hand the VIP over at once"
     up, holder = cluster_up
-    nodes = node_names(stack)
-    others = [n for n in nodes if n != holder]
-    threshold = migration_threshold(loaded_cib)
-    cib = up.cib_out
-    for failure in range(1, threshold + 1):
-        sim = harness.simulate(cib, work / f"failure-{failure}.xml", inject=[monitor_failure(stack, holder)])
-        where = harness.placed_with(sim.placement, VIP, CLONE)
-        for node in others:
-            harness.check_untouched(sim, HAPROXY, node)
-        if failure < threshold:
-            assert where == holder, f"moved after {failure} failure(s) of {threshold}"
-            harness.running_on(sim.placement, CLONE, nodes)
-            assert sim.ops(HAPROXY) == [("stop", holder), ("start", holder)], sim.actions
-            assert sim.ops(VIP) == [("stop", holder), ("start", holder)], sim.actions
-            harness.check_start_waits(sim, VIP, HAPROXY, holder)
-        else:
-            assert where != holder, f"still on {holder} after {failure} failures"
-            harness.running_on(sim.placement, CLONE, others)
-            assert sim.ops(HAPROXY) == [("stop", holder)], sim.actions
-            assert sim.ops(VIP) == [("stop", holder), ("start", where)], sim.actions
-        cib = sim.cib_out
+    others = [n for n in node_names(stack) if n != holder]
+    sim = harness.simulate(up.cib_out, work / "failure.xml", inject=[monitor_failure(stack, holder)])
+    where = harness.placed_with(sim.placement, VIP, CLONE)
+    assert where != holder, f"still on {holder} after HAProxy failed there"
+    harness.running_on(sim.placement, CLONE, others)
+    for node in others:
+        harness.check_untouched(sim, HAPROXY, node)
+    assert sim.ops(HAPROXY) == [("stop", holder)], sim.actions
+    # The VIP migrates (allow-migrate): on the new node before it leaves the old one.
+    assert sim.ops(VIP) == [("migrate_to", holder), ("migrate_from", where), ("stop", holder)], sim.actions
 
 
 def test_haproxy_failing_elsewhere_leaves_the_vip_alone(stack, cluster_up, work):
-    """HAProxy's monitor fails on a node without the VIP: HAProxy is recovered there and the
-    VIP is not touched: Pacemaker only restarts the VIP for the instance on its own node
-    (interleave plays no part here, as the VIP is not a clone)."""
+    """HAProxy's monitor fails on a node without the VIP: that instance is stopped there
+    (migration-threshold=1; it comes back when the failure expires) and the VIP is not touched."""
     up, holder = cluster_up
     other = next(n for n in node_names(stack) if n != holder)
     sim = harness.simulate(up.cib_out, work / "elsewhere.xml", inject=[monitor_failure(stack, other)])
     assert harness.placed_with(sim.placement, VIP, CLONE) == holder
-    harness.running_on(sim.placement, CLONE, node_names(stack))
+    harness.running_on(sim.placement, CLONE, [n for n in node_names(stack) if n != other])
     assert sim.ops(VIP) == [], sim.actions
-    assert sim.ops(HAPROXY) == [("stop", other), ("start", other)], sim.actions
+    assert sim.ops(HAPROXY) == [("stop", other)], sim.actions
 
 
 def test_without_quorum_nothing_runs(stack, cluster_up, work):

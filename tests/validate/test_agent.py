@@ -1,0 +1,137 @@
+"""The VIP's resource agent, agents/ipaddr (ocf:hapx:ipaddr), run for real: ocf-tester's OCF
+checks, and start/monitor/stop against a real interface in throwaway network namespaces, with a
+neighbour namespace that must reach the address after start and learn it from the gratuitous ARP."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from tests.validate import harness
+
+AGENT = harness.HAPX_AGENTS / "ipaddr"
+VIP = "10.200.0.20"
+PEER = "10.200.0.2"
+NODE = "10.200.0.1"
+OCF_NOT_RUNNING = 7
+OCF_ERR_CONFIGURED = 6
+
+
+@pytest.fixture
+def link(tmp_path):
+    """Two namespaces joined by a veth pair: `node` (eth0, NODE/24) and `peer` (eth0, PEER/24)."""
+    with harness.netns() as node, harness.netns() as peer:
+        harness.run_ok(["ip", "-n", node, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0",
+                        "netns", peer])
+        for ns, addr in ((node, NODE), (peer, PEER)):
+            harness.run_ok(["ip", "-n", ns, "addr", "add", f"{addr}/24", "dev", "eth0"])
+            harness.run_ok(["ip", "-n", ns, "link", "set", "eth0", "up"])
+        yield node, peer
+
+
+def agent(ns: str, action: str, tmp_path, **params: str) -> harness.ToolResult:
+    env = {"PATH": harness.BASE_PATH, "OCF_ROOT": "/usr/lib/ocf", "HA_RSCTMP": str(tmp_path),
+           **{f"OCF_RESKEY_{k}": v for k, v in params.items()}}
+    return harness.run(["ip", "netns", "exec", ns, str(AGENT), action], env=env)
+
+
+def addresses(ns: str) -> str:
+    return harness.run_ok(["ip", "-n", ns, "-4", "-o", "addr", "show", "dev", "eth0"]).stdout
+
+
+def test_agent_passes_bash_n_and_shellcheck_as_sh():
+    """It runs under /bin/sh (dash): no bashisms."""
+    assert AGENT.read_text().startswith("#!/bin/sh\n") and os.access(AGENT, os.X_OK)
+    harness.check_shell(AGENT, shell="sh")
+
+
+def test_ocf_tester_passes(link):
+    """ocf-tester (resource-agents): meta-data against ra-api-1.dtd, start, monitor, stop,
+    start twice, stop twice, monitor when stopped."""
+    node, _ = link
+    result = harness.run(["ip", "netns", "exec", node, "ocf-tester", "-n", "vip", "-o", f"ip={VIP}",
+                          "-o", "cidr_netmask=24", "-o", "nic=eth0", "-o", "arp_count=1", str(AGENT)],
+                         timeout=120)
+    assert result.returncode == 0 and "passed all tests" in result.output, result.describe()
+
+
+def test_start_publishes_the_address_and_announces_it(link, tmp_path):
+    node, peer = link
+    params = {"ip": VIP, "cidr_netmask": "24", "nic": "eth0", "arp_count": "3", "arp_interval_ms": "100"}
+    assert agent(node, "monitor", tmp_path, **params).returncode == OCF_NOT_RUNNING
+    # A Linux neighbour only creates an entry from an unsolicited ARP with arp_accept.
+    harness.run_ok(["ip", "netns", "exec", peer, "sysctl", "-q", "-w", "net.ipv4.conf.eth0.arp_accept=1"])
+    t0 = time.monotonic()
+    assert agent(node, "start", tmp_path, **params).returncode == 0
+    print(f"\nocf:hapx:ipaddr start took {(time.monotonic() - t0) * 1000:.0f} ms")
+    assert f"inet {VIP}/24" in addresses(node)
+    assert agent(node, "monitor", tmp_path, **params).returncode == 0
+    # The peer learns the address's MAC from the gratuitous ARP alone (it never asked).
+    node_mac = harness.run_ok(["ip", "-n", node, "-br", "link", "show", "eth0"]).stdout.split()[2]
+    deadline = time.monotonic() + 5
+    neigh = ""
+    while time.monotonic() < deadline:
+        neigh = harness.run_ok(["ip", "-n", peer, "neigh", "show", VIP]).stdout
+        if node_mac in neigh:
+            break
+        time.sleep(0.1)
+    assert node_mac in neigh, f"no gratuitous ARP for {VIP} reached the peer: {neigh!r}"
+    ping = harness.run(["ip", "netns", "exec", peer, "ping", "-c", "1", "-W", "2", VIP])
+    assert ping.returncode == 0, ping.describe()
+    # Start again: still running, one address, success.
+    assert agent(node, "start", tmp_path, **params).returncode == 0
+    assert addresses(node).count(f"inet {VIP}/") == 1
+    assert agent(node, "stop", tmp_path, **params).returncode == 0
+    assert VIP not in addresses(node)
+    assert agent(node, "monitor", tmp_path, **params).returncode == OCF_NOT_RUNNING
+    assert agent(node, "stop", tmp_path, **params).returncode == 0  # stopping a stopped VIP succeeds
+    assert not list(tmp_path.glob("*.pid")), "the background ARP sender's pid file is left behind"
+
+
+@pytest.mark.parametrize("params, problem", [
+    ({"ip": "10.200.0.256"}, "has an octet over 255"),
+    ({"ip": "10.200.0"}, "is not a dotted-quad IPv4 address"),
+    ({"ip": ""}, "parameter ip is required"),
+    ({"cidr_netmask": "33"}, "cidr_netmask '33' is not a prefix length 1-32"),
+    ({"arp_count": "many"}, "must be whole numbers"),
+    ({"nic": "../eth0"}, "is not an interface name"),
+])
+def test_bad_parameters_are_named(link, tmp_path, params, problem):
+    """validate-all and start refuse a bad parameter with OCF_ERR_CONFIGURED, naming it; a
+    probe reports "not running" and stop succeeds, so Pacemaker never sees a failed stop."""
+    node, _ = link
+    full = {"ip": VIP, "cidr_netmask": "24", "nic": "eth0", **params}
+    for action in ("validate-all", "start"):
+        result = agent(node, action, tmp_path, **full)
+        assert result.returncode == OCF_ERR_CONFIGURED and problem in result.stderr, result.describe()
+    assert agent(node, "monitor", tmp_path, **full).returncode == OCF_NOT_RUNNING
+    assert agent(node, "stop", tmp_path, **full).returncode == 0
+    assert VIP not in addresses(node)
+
+
+def test_missing_interface_is_not_installed(link, tmp_path):
+    node, _ = link
+    params = {"ip": VIP, "cidr_netmask": "24", "nic": "eth9"}
+    assert agent(node, "monitor", tmp_path, **params).returncode == OCF_NOT_RUNNING
+    result = agent(node, "start", tmp_path, **params)
+    assert result.returncode == 5 and "interface eth9 does not exist" in result.stderr, result.describe()
+
+
+def test_migration_is_make_before_break(link, tmp_path):
+    """migrate_to keeps the address on the old node (and fails where it is absent);
+    migrate_from adds it on the new node; the address goes only with the old node's stop."""
+    node, peer = link
+    params = {"ip": VIP, "cidr_netmask": "24", "nic": "eth0", "arp_count": "1"}
+    harness.run_ok(["ip", "-n", peer, "addr", "flush", "dev", "eth0"])
+    harness.run_ok(["ip", "-n", peer, "addr", "add", "10.200.0.3/24", "dev", "eth0"])
+    assert agent(node, "migrate_to", tmp_path, **params).returncode == 1  # nothing to migrate here
+    assert agent(node, "start", tmp_path, **params).returncode == 0
+    assert agent(node, "migrate_to", tmp_path, **params).returncode == 0
+    assert f"inet {VIP}/24" in addresses(node), "migrate_to removed the address before the new node has it"
+    assert agent(peer, "migrate_from", tmp_path, **params).returncode == 0
+    assert f"inet {VIP}/24" in addresses(node) and f"inet {VIP}/24" in addresses(peer)
+    assert agent(node, "stop", tmp_path, **params).returncode == 0
+    assert VIP not in addresses(node) and f"inet {VIP}/24" in addresses(peer)
+    assert agent(peer, "stop", tmp_path, **params).returncode == 0
