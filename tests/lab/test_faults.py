@@ -22,7 +22,6 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import yaml
 
@@ -85,9 +84,9 @@ def test_twenty_alternating_hard_failovers(lab, figure):
             assert lab.holds_vip(survivor), f"run {run}: Pacemaker says {survivor}, the kernel disagrees"
             outages.append(up["outage_s"])
 
+            mark = poller.mark()
             t_start = time.monotonic()
             lab.virsh("start", victim)
-            mark = poller.mark()
             wait_until(f"run {run}: {victim} online again with HAProxy", lambda: lab.settled(survivor),
                        timeout=REJOIN_BOUND_S, interval=2)
             rejoins.append(time.monotonic() - t_start)
