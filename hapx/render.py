@@ -45,13 +45,12 @@ def secrets_from(out: Path, settings: Settings) -> tuple[SecretValues, str]:
     """The test values an earlier render wrote under out/secrets/ (fresh host keys for new nodes)."""
     s = out / "secrets"
     try:
-        fresh, _ = sample_secrets(settings)
-        host_keys = dict(fresh.host_keys)
+        host_keys = {}
         for node in settings.nodes:
             private = s / "host-keys" / node.name
-            if private.is_file():
-                host_keys[node.name] = rendering.HostKey(
-                    private.read_text(), (s / "host-keys" / f"{node.name}.pub").read_text().strip())
+            host_keys[node.name] = (
+                rendering.HostKey(private.read_text(), (s / "host-keys" / f"{node.name}.pub").read_text().strip())
+                if private.is_file() else keys.ssh_keypair(f"root@{node.name}"))
         return (
             SecretValues(
                 corosync_authkey=(s / "corosync-authkey.b64").read_text().strip(),
