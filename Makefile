@@ -1,18 +1,26 @@
-# hapx: the main job, the tests and the lab. `make help` lists the targets.
+# hapx: the main job, the tests and the labs. `make help` lists the targets.
 SHELL := /bin/bash
 STACK ?= dev
 OUT ?= build/$(STACK)
 PYTEST := .venv/bin/python -m pytest
 
-.PHONY: help up destroy render check test unit validate lab-test lab lab-down bench soak engine clean
+.PHONY: help lab lab-down up destroy render check test unit validate containers-test vm-test \
+        containers containers-down bench bench-vm soak engine image clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
-up: ## set up and run `pulumi up` for STACK (default dev)
+lab: ## the main job, here: `pulumi up` of the pair on a private libvirtd (builds what it needs)
+	scripts/install-deps lab
+	lab/labctl --backend vm up
+
+lab-down: ## `pulumi destroy` of the lab stack, then remove the private libvirtd and its namespace
+	lab/labctl --backend vm down
+
+up: ## `pulumi up` of STACK (default dev) on this host's libvirtd: an operator's hypervisor
 	scripts/up $(STACK)
 
-destroy: ## `pulumi destroy` for STACK
+destroy: ## `pulumi destroy` of STACK
 	scripts/destroy $(STACK)
 
 render: ## write every artifact for STACK into OUT, without the engine (test secrets)
@@ -23,9 +31,8 @@ check: ## validate STACK's configuration
 	scripts/install-deps
 	.venv/bin/python -m hapx.render --stack $(STACK) --check
 
-test: ## install everything and run every test tier (unit, validate, lab)
-	scripts/install-deps validate lab
-	$(PYTEST) tests -ra
+test: ## install everything and run every tier: unit, validate, containers, vm
+	scripts/test
 
 unit: ## the unit tier only: settings, rendering, the resource graph under mocks
 	scripts/install-deps
@@ -35,26 +42,35 @@ validate: ## the validate tier only: real tools on rendered files
 	scripts/install-deps validate
 	$(PYTEST) tests/validate -q
 
-lab-test: ## the lab tier only: real VMs
+containers-test: ## the container tier only: the pair at native speed and the fault suite
 	scripts/install-deps validate lab
-	$(PYTEST) tests/lab -ra
+	$(PYTEST) tests/containers -ra
 
-lab: ## bring up the lab: image, libvirtd in a namespace, two VMs, the cluster
+vm-test: ## the VM tier only: the program through `pulumi up`/`destroy` on emulated VMs
+	scripts/install-deps validate lab
+	$(PYTEST) tests/vm -ra
+
+containers: ## the pair in containers at native speed (`lab/labctl` drives it)
 	scripts/install-deps lab
-	.venv/bin/python -m hapx.render --stack lab --out build/lab/render
-	lab/labctl up --render build/lab/render
+	lab/labctl up
 
-lab-down: ## remove everything the lab made
+containers-down: ## remove everything the container lab made
 	lab/labctl down
 
-bench: ## failover benchmark on the lab (hard node loss and planned switchover)
+bench: ## failover benchmark on containers: hard node loss and planned switchover, 20 runs each
 	lab/bench-failover
 
-soak: ## 10 minutes idle on the lab that is up: membership changes, VIP moves, failed requests
+bench-vm: ## the same on the VM lab (emulated: 10-50 times slower), 5 runs each
+	lab/bench-failover --backend vm --runs 5 --interval 0.1
+
+soak: ## 10 minutes idle on the container lab: membership changes, VIP moves, failed requests
 	lab/soak --minutes 10
 
-engine: ## build the pulumi CLI and the provider plugins from Go modules
+engine: ## build the pulumi CLI and both provider plugins (cached under /var/cache/hapx)
 	scripts/build-engine
 
-clean: lab-down ## remove build output (keeps .venv, state and passphrase)
-	rm -rf build/dev build/lab/render
+image: ## build the lab's Debian 12 disk image (cached under /var/cache/hapx)
+	lab/build-image
+
+clean: containers-down lab-down ## remove build output (keeps .venv, the caches, state and passphrase)
+	rm -rf build/dev build/lab/render build/engine-build.log

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Optional
 
@@ -13,7 +14,7 @@ from components.node import HaproxyNode, HaproxyNodeArgs
 from components.secrets import RandomSecret, SshKeyPair
 from hapx import bootstrap, keys, rendering
 from hapx.rendering import HostKey, SecretValues
-from hapx.settings import Settings
+from hapx.settings import Node, Settings
 
 # pulumi-command gives up after dial_error_limit failed dials; its default (10) is about
 # 7.5 s. 60 is about four minutes of backoff: enough for a VM that is still booting.
@@ -42,7 +43,9 @@ class HaproxyCluster(pulumi.ComponentResource):
     backend_masters: pulumi.Output[list]
     api_endpoint: pulumi.Output[str]
     stats_url: pulumi.Output[str]
+    stats_user: pulumi.Output[str]
     ssh_user: pulumi.Output[str]
+    node_host_keys: pulumi.Output[dict]
     ssh_private_key: pulumi.Output[str]
     stats_password: pulumi.Output[str]
 
@@ -68,35 +71,26 @@ class HaproxyCluster(pulumi.ComponentResource):
                 domain=s.network.domain,
                 addresses=[str(s.network.cidr)],
                 autostart=True,
-                dhcp=libvirt.NetworkDhcpArgs(enabled=True),
+                # The nodes' addresses are static: without DHCP no other guest on the network
+                # can be handed a node's address or the VIP.
+                dhcp=libvirt.NetworkDhcpArgs(enabled=False),
                 dns=libvirt.NetworkDnsArgs(enabled=True, local_only=True),
                 opts=on_libvirt,
             )
             network_id = self.network.id
 
+        # Named after its source, so a new base image is uploaded beside the old one and the
+        # nodes move to it one at a time.
         self.base_volume = libvirt.Volume(
             f"{name}-base",
-            name=f"hapx-{stack}-base.qcow2",
+            name=f"hapx-{stack}-base-{hashlib.sha256(s.base_image.encode()).hexdigest()[:12]}.qcow2",
             pool=s.storage_pool,
             source=s.base_image,
             format="qcow2",
             opts=on_libvirt,
         )
 
-        self.nodes = {}
-        for node in s.nodes:
-            user_data = pulumi.Output.all(
-                secrets["ssh_public_key"], secrets["host_keys"][node.name]
-            ).apply(lambda v, node=node: rendering.user_data(
-                s, node, SecretValues("", "", v[0], {node.name: v[1]})))
-            self.nodes[node.name] = HaproxyNode(
-                node.name,
-                HaproxyNodeArgs(settings=s, node=node, base_volume=self.base_volume,
-                                user_data=pulumi.Output.secret(user_data), network_id=network_id),
-                opts=on_libvirt,
-            )
-
-        self.steps = self._bootstrap(name, s, secrets)
+        self.nodes, self.steps = self._build(name, s, secrets, network_id, on_libvirt)
 
         self.vip = pulumi.Output.from_input(str(s.vip))
         self.node_ips = pulumi.Output.from_input({n.name: str(n.ip) for n in s.nodes})
@@ -104,13 +98,18 @@ class HaproxyCluster(pulumi.ComponentResource):
         self.api_endpoint = pulumi.Output.from_input(f"{s.vip}:{s.haproxy.frontend_port}")
         self.stats_url = pulumi.Output.from_input(f"http://{s.vip}:{s.haproxy.stats_port}/")
         self.ssh_user = pulumi.Output.from_input(s.ssh_user)
+        self.stats_user = pulumi.Output.from_input(s.haproxy.stats_user)
+        self.node_host_keys = pulumi.Output.all(**secrets["host_public_keys"]).apply(
+            lambda keys_: {n: HostKey(private="", public=k).key for n, k in keys_.items()})
         self.register_outputs({
             "vip": self.vip,
             "nodeIps": self.node_ips,
             "backendMasters": self.backend_masters,
             "apiEndpoint": self.api_endpoint,
             "statsUrl": self.stats_url,
+            "statsUser": self.stats_user,
             "sshUser": self.ssh_user,
+            "nodeHostKeys": self.node_host_keys,
             "sshPrivateKey": self.ssh_private_key,
             "statsPassword": self.stats_password,
         })
@@ -131,58 +130,94 @@ class HaproxyCluster(pulumi.ComponentResource):
         password = args.stats_password
         if password is None:
             password = RandomSecret(f"{name}-stats-password", kind="password", opts=child).value
-        host_keys = {}
+        host_keys, host_public_keys = {}, {}
         for node in s.nodes:
             pair = SshKeyPair(f"{node.name}-host-key", comment=f"root@{node.name}", opts=child)
             host_keys[node.name] = pulumi.Output.all(pair.private_key, pair.public_key).apply(
                 lambda v: HostKey(private=v[0], public=v[1]))
+            host_public_keys[node.name] = pair.public_key
         return {
             "ssh_private_key": pulumi.Output.secret(private),
             "ssh_public_key": pulumi.Output.from_input(public),
             "corosync_authkey": pulumi.Output.secret(authkey),
             "stats_password": pulumi.Output.secret(password),
             "host_keys": {k: pulumi.Output.secret(v) for k, v in host_keys.items()},
+            "host_public_keys": host_public_keys,
         }
 
-    def _bootstrap(self, name: str, s: Settings, secrets: dict) -> dict[str, command.remote.Command]:
-        """One remote Command per bootstrap step, wired in the plan's order."""
+    def _build(self, name: str, s: Settings, secrets: dict, network_id: Optional[pulumi.Input[str]],
+               on_libvirt: pulumi.ResourceOptions) -> tuple[dict[str, HaproxyNode], dict[str, command.remote.Command]]:
+        """The nodes and one remote Command per bootstrap step, each made once what it waits for exists."""
         values = pulumi.Output.all(
             secrets["corosync_authkey"], secrets["stats_password"]
         ).apply(lambda v: SecretValues(corosync_authkey=v[0], stats_password=v[1],
                                        ssh_public_key="", host_keys={}))
+        nodes: dict[str, HaproxyNode] = {}
         steps: dict[str, command.remote.Command] = {}
-        for step in bootstrap.plan(s):
-            node = self.nodes[step.node]
-            node_ip = str(s.node(step.node).ip)
-            host_key = secrets["host_keys"][step.node].apply(lambda k: k.key)
-            connection = command.remote.ConnectionArgs(
-                host=node_ip,
-                user=s.ssh_user,
-                private_key=secrets["ssh_private_key"],
-                host_key=host_key,
-                dial_error_limit=DIAL_ERROR_LIMIT,
-            )
-            stdin = None
-            triggers: list = [bootstrap.digest(step.command), node.domain.id]
-            if step.stdin is not None:
-                stdin = pulumi.Output.secret(values.apply(
-                    lambda v, step=step: bootstrap.stdin_for(step, s, v)))
-                # The digest of a secret is kept secret too.
-                triggers.append(pulumi.Output.secret(stdin.apply(bootstrap.digest)))
-            depends = [node.domain] + [steps[a] for a in step.after]
-            steps[step.id] = command.remote.Command(
-                f"{name}-{step.id}",
-                connection=connection,
-                create=step.command,
-                stdin=stdin,
-                triggers=triggers,
-                add_previous_output_in_env=False,
-                logging=command.remote.Logging.STDOUT_AND_STDERR,
-                opts=pulumi.ResourceOptions(
-                    parent=self,
-                    depends_on=depends,
-                    # Nothing to undo on a VM that destroy removes anyway; never SSH into it then.
-                    deleted_with=node.domain,
-                ),
-            )
-        return steps
+        pending_nodes = list(s.nodes)
+        pending_steps = bootstrap.plan(s)
+        while pending_nodes or pending_steps:
+            progress = False
+            for node in [n for n in pending_nodes if set(bootstrap.build_after(s, n)) <= set(steps)]:
+                nodes[node.name] = self._node(s, node, secrets, network_id, on_libvirt,
+                                              [steps[a] for a in bootstrap.build_after(s, node)])
+                pending_nodes.remove(node)
+                progress = True
+            for step in [st for st in pending_steps if st.node in nodes and set(st.after) <= set(steps)]:
+                steps[step.id] = self._command(name, s, step, nodes[step.node], secrets, values,
+                                               [steps[a] for a in step.after])
+                pending_steps.remove(step)
+                progress = True
+            if not progress:
+                raise RuntimeError(f"bootstrap plan cannot be built: {[st.id for st in pending_steps]}")
+        return nodes, steps
+
+    def _node(self, s: Settings, node: Node, secrets: dict, network_id: Optional[pulumi.Input[str]],
+              on_libvirt: pulumi.ResourceOptions, build_after: list[pulumi.Resource]) -> HaproxyNode:
+        """One node VM, with its cloud-init content and instance-id."""
+        user_data = pulumi.Output.all(
+            secrets["ssh_public_key"], secrets["host_keys"][node.name]
+        ).apply(lambda v: rendering.user_data(s, node, SecretValues("", "", v[0], {node.name: v[1]})))
+        instance_id = pulumi.Output.all(
+            secrets["ssh_public_key"], secrets["host_public_keys"][node.name]
+        ).apply(lambda v: rendering.instance_id(s, node, v[0], v[1]))
+        return HaproxyNode(
+            node.name,
+            HaproxyNodeArgs(settings=s, node=node, base_volume=self.base_volume,
+                            user_data=pulumi.Output.secret(user_data), instance_id=instance_id,
+                            network_id=network_id, build_after=build_after),
+            opts=on_libvirt,
+        )
+
+    def _command(self, name: str, s: Settings, step: bootstrap.Step, node: HaproxyNode, secrets: dict,
+                 values: pulumi.Output, after: list[command.remote.Command]) -> command.remote.Command:
+        """The remote Command that runs one bootstrap step over SSH, pinned to the node's host key."""
+        host_key = secrets["host_keys"][step.node].apply(lambda k: k.key)
+        connection = command.remote.ConnectionArgs(
+            host=str(s.node(step.node).ip),
+            user=s.ssh_user,
+            private_key=secrets["ssh_private_key"],
+            host_key=host_key,
+            dial_error_limit=DIAL_ERROR_LIMIT,
+        )
+        stdin = None
+        triggers: list = [bootstrap.digest(step.command), node.domain.id]
+        if step.stdin is not None:
+            stdin = pulumi.Output.secret(values.apply(lambda v: bootstrap.stdin_for(step, s, v)))
+            # The digest of a secret is kept secret too.
+            triggers.append(pulumi.Output.secret(stdin.apply(bootstrap.digest)))
+        return command.remote.Command(
+            f"{name}-{step.id}",
+            connection=connection,
+            create=step.command,
+            stdin=stdin,
+            triggers=triggers,
+            add_previous_output_in_env=False,
+            logging=command.remote.Logging.STDOUT_AND_STDERR,
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=[node.domain, *after],
+                # Nothing to undo on a VM that destroy removes anyway; never SSH into it then.
+                deleted_with=node.domain,
+            ),
+        )

@@ -9,7 +9,7 @@ from typing import Optional
 
 from hapx import rendering
 from hapx.rendering import SecretValues
-from hapx.settings import Settings
+from hapx.settings import Node, Settings
 
 # Bounds for the waits inside the steps (seconds). cloud-init may install packages from a
 # mirror on first boot; software-emulated VMs are slow.
@@ -42,25 +42,28 @@ def _script(kind: str, **context: object) -> str:
     return rendering.render_template(f"steps/{kind}.sh.j2", **context)
 
 
+def peer_wait_s(settings: Settings) -> int:
+    """How long a joining node looks for another member before it concludes it is the first.
+
+    A live peer is in the membership within a token and a consensus timeout of corosync's
+    start; twice that and a margin, since every node built later depends on this answer."""
+    return 5 + -(-2 * (settings.corosync.token_ms + settings.corosync.consensus_ms) // 1000)
+
+
 def plan(settings: Settings) -> list[Step]:
-    """Every bootstrap step for the stack, in an order that respects each step's `after`."""
+    """Every bootstrap step for the stack, in an order that respects each step's `after`.
+
+    Each node gets its files (the VIP's agent, haproxy.cfg) before it joins, so a node that
+    joins a running cluster can run whatever Pacemaker gives it at once; the nodes join one
+    after another, so a change that restarts corosync never takes two down together."""
     first = settings.nodes[0]
     corosync_conf = rendering.corosync_conf(settings)
+    members = rendering.etc_hosts_block(settings)
     steps = [
         Step(f"wait-ready-{n.name}", "wait-ready", n.name,
              _script("wait-ready", node=n, timeout_s=WAIT_READY_S))
         for n in settings.nodes
     ]
-    steps += [
-        Step(f"join-{n.name}", "join", n.name,
-             _script("join", node=n, corosync_conf=corosync_conf),
-             after=(f"wait-ready-{n.name}",), stdin=STDIN_AUTHKEY)
-        for n in settings.nodes
-    ]
-    steps.append(Step(
-        "wait-members", "wait-members", first.name,
-        _script("wait-members", node=first, settings=settings, timeout_s=WAIT_MEMBERS_S),
-        after=tuple(f"join-{n.name}" for n in settings.nodes)))
     steps += [
         Step(f"install-agent-{n.name}", "install-agent", n.name,
              _script("install-agent", node=n, agent=rendering.ocf_agent(),
@@ -71,16 +74,37 @@ def plan(settings: Settings) -> list[Step]:
     steps += [
         Step(f"install-haproxy-{n.name}", "install-haproxy", n.name,
              _script("install-haproxy", node=n),
-             after=(f"wait-ready-{n.name}", "wait-members"), stdin=STDIN_HAPROXY_CFG)
+             after=(f"wait-ready-{n.name}",), stdin=STDIN_HAPROXY_CFG)
         for n in settings.nodes
     ]
+    previous: tuple[str, ...] = ()
+    for n in settings.nodes:
+        steps.append(Step(
+            f"join-{n.name}", "join", n.name,
+            _script("join", node=n, corosync_conf=corosync_conf, members=members, ids=rendering.CRM,
+                    peer_wait_s=peer_wait_s(settings), timeout_s=WAIT_MEMBERS_S),
+            after=(f"install-agent-{n.name}", f"install-haproxy-{n.name}") + previous,
+            stdin=STDIN_AUTHKEY))
+        previous = (f"join-{n.name}",)
+    steps.append(Step(
+        "wait-members", "wait-members", first.name,
+        _script("wait-members", node=first, settings=settings, timeout_s=WAIT_MEMBERS_S),
+        after=tuple(f"join-{n.name}" for n in settings.nodes)))
     steps.append(Step(
         "configure", "configure", first.name,
-        _script("configure", node=first, settings=settings,
+        _script("configure", node=first, settings=settings, ids=rendering.CRM,
+                operator_prefix=rendering.CRM_OPERATOR_PREFIX,
                 cluster_crm=rendering.cluster_crm(settings), timeout_s=WAIT_RESOURCES_S),
-        after=("wait-members",) + tuple(f"install-{what}-{n.name}" for n in settings.nodes
-                                        for what in ("agent", "haproxy"))))
+        after=("wait-members",)))
     return steps
+
+
+def build_after(settings: Settings, node: Node) -> tuple[str, ...]:
+    """The steps a node's VM waits for before it is built or rebuilt: the node before it back
+    in the cluster. Pulumi then rebuilds nodes one at a time, never two at once."""
+    names = [n.name for n in settings.nodes]
+    i = names.index(node.name)
+    return (f"join-{names[i - 1]}",) if i else ()
 
 
 def stdin_for(step: Step, settings: Settings, secrets: SecretValues) -> Optional[str]:

@@ -10,6 +10,7 @@ from typing import Mapping
 
 import jinja2
 
+from hapx.crm import CRM, CRM_OPERATOR_PREFIX  # noqa: F401 (part of this module's interface)
 from hapx.settings import Node, Settings
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
@@ -46,6 +47,11 @@ class HostKey:
         return " ".join(self.public.split()[:2])
 
 
+# What stands in for a node's private host key when its instance-id is computed: the
+# public half identifies the pair, and the id never depends on a secret.
+HOST_KEY_STAND_IN = "(the private half of the host key above)"
+
+
 @dataclass(frozen=True)
 class SecretValues:
     """The stack's secrets, as plain values: only ever handled inside Output.apply or the render CLI."""
@@ -61,14 +67,20 @@ def render_template(name: str, **context: object) -> str:
     return _env.get_template(name).render(**context)
 
 
-def instance_id(settings: Settings, node: Node) -> str:
-    """cloud-init's instance-id: changes exactly when the node's identity or addressing does."""
-    ident = f"{node.name}|{node.ip}|{node.mac}|{settings.network.cidr}|{settings.network.gateway}"
-    return f"{node.name}-{hashlib.sha256(ident.encode()).hexdigest()[:12]}"
+def instance_id(settings: Settings, node: Node, ssh_public_key: str, host_public_key: str) -> str:
+    """cloud-init's instance-id: a fingerprint of everything cloud-init applies to the node.
+
+    cloud-init applies user-data and network-config once per instance, so any change to them
+    must come with a new instance (a rebuilt VM); anything else reaches running nodes through
+    the bootstrap steps. The private host key is stood in for by its public half."""
+    stand_in = SecretValues("", "", ssh_public_key,
+                            {node.name: HostKey(private=HOST_KEY_STAND_IN, public=host_public_key)})
+    content = user_data(settings, node, stand_in) + network_config(settings, node)
+    return f"{node.name}-{hashlib.sha256(content.encode()).hexdigest()[:12]}"
 
 
 def user_data(settings: Settings, node: Node, secrets: SecretValues) -> str:
-    """cloud-init user-data for one node: user, SSH keys, host name, hosts, packages."""
+    """cloud-init user-data for one node: user, SSH keys, host name, packages."""
     return render_template(
         "cloud-init/user-data.yaml.j2",
         settings=settings,
@@ -84,11 +96,9 @@ def network_config(settings: Settings, node: Node) -> str:
     return render_template("cloud-init/network-config.yaml.j2", settings=settings, node=node)
 
 
-def meta_data(settings: Settings, node: Node) -> str:
-    """cloud-init meta-data for one node."""
-    return render_template(
-        "cloud-init/meta-data.yaml.j2", node=node, instance_id=instance_id(settings, node)
-    )
+def meta_data(node: Node, instance: str) -> str:
+    """cloud-init meta-data for one node, with its instance-id (see instance_id)."""
+    return render_template("cloud-init/meta-data.yaml.j2", node=node, instance_id=instance)
 
 
 def corosync_conf(settings: Settings, keyfile: str = DEFAULT_KEYFILE) -> str:
@@ -110,7 +120,13 @@ def haproxy_cfg(settings: Settings, stats_password: str) -> str:
 
 def cluster_crm(settings: Settings) -> str:
     """The crm configuration: properties, VIP, HAProxy, colocation, order."""
-    return render_template("cluster.crm.j2", settings=settings)
+    return render_template("cluster.crm.j2", settings=settings, ids=CRM,
+                           agent=f"{OCF_AGENT_PROVIDER}:{OCF_AGENT_NAME}")
+
+
+def etc_hosts_block(settings: Settings) -> str:
+    """The nodes' /etc/hosts lines for every cluster member (the join step keeps them current)."""
+    return "".join(f"{n.ip} {n.name}.{settings.network.domain} {n.name}\n" for n in settings.nodes)
 
 
 def ocf_agent() -> str:

@@ -1,14 +1,13 @@
-"""Drive a running hapx lab from Python: the helpers the lab tests and lab/bench-failover share.
+"""Drive a running hapx lab from Python: the helpers the lab tests and the benchmarks share.
 
-Everything goes through lab/labctl, so the client traffic runs inside the lab's network
-namespace (`labctl client`), SSH to the nodes too (`labctl exec`), and virsh talks to the
-lab's own libvirtd (`labctl virsh`). Standard library only.
+Everything goes through lab/labctl, so client traffic runs inside the lab's network namespace
+(`labctl client`), SSH to the nodes too (`labctl exec`), and a node's power is the backend's
+(`labctl kill|start`: a VM destroyed with virsh, or a container's init killed). Standard library only.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -21,31 +20,27 @@ PROJECT = LAB_DIR.parent
 LABCTL = LAB_DIR / "labctl"
 PROBE = LAB_DIR / "probe.py"
 BUILD = PROJECT / "build" / "lab"
-# One lab per network namespace; a lab in another namespace ($HAPX_LAB_NS) keeps its own
-# state and logs beside the default lab's.
-NS = os.environ.get("HAPX_LAB_NS", "hapx-lab")
-_SUFFIX = "" if NS == "hapx-lab" else f"-{NS}"
-STATE = Path(os.environ.get("HAPX_LAB_STATE", BUILD / f"state{_SUFFIX}"))
-STATE_FILE = STATE / "lab.json"
-LOGS = BUILD / f"logs{_SUFFIX}"
-CACHE = BUILD / f"cache{_SUFFIX}"
+if str(PROJECT) not in sys.path:
+    sys.path.insert(0, str(PROJECT))
+from hapx.crm import CRM  # noqa: E402 (standard library only)
 
 
 class LabCommandError(RuntimeError):
     """A lab command failed; the message carries its output."""
 
 
-def labctl(*args: str, timeout: float = 120, check: bool = True,
+def labctl(backend: str, *args: str, timeout: float = 120, check: bool = True,
            input: str | None = None) -> subprocess.CompletedProcess:
-    """Run lab/labctl with a bound and return its CompletedProcess (text)."""
-    cmd = [sys.executable, str(LABCTL), *args]
+    """Run `lab/labctl --backend BACKEND ARGS` with a bound and return its CompletedProcess (text)."""
+    cmd = [sys.executable, str(LABCTL), "--backend", backend, *args]
     try:
         res = subprocess.run(cmd, timeout=timeout, text=True, capture_output=True, input=input,
                              stdin=None if input is not None else subprocess.DEVNULL)
     except subprocess.TimeoutExpired as err:
-        raise LabCommandError(f"timed out after {timeout}s: labctl {' '.join(args)}") from err
+        raise LabCommandError(f"timed out after {timeout}s: labctl --backend {backend} {' '.join(args)}") from err
     if check and res.returncode != 0:
-        raise LabCommandError(f"labctl {' '.join(args)} exited {res.returncode}:\n{res.stdout}{res.stderr}")
+        raise LabCommandError(f"labctl --backend {backend} {' '.join(args)} exited {res.returncode}:\n"
+                              f"{res.stdout}{res.stderr}")
     return res
 
 
@@ -65,31 +60,45 @@ def wait_until(what: str, fn, timeout: float, interval: float = 2.0):
         time.sleep(interval)
 
 
-class Lab:
-    """A lab that `labctl up` brought up (reads build/lab/state/lab.json)."""
+def state_file(backend: str) -> Path:
+    """Where a backend keeps its state (build/lab/BACKEND/state.json)."""
+    return BUILD / backend / "state.json"
 
-    def __init__(self) -> None:
-        state = json.loads(STATE_FILE.read_text())
+
+class Lab:
+    """A lab that `labctl --backend BACKEND up` brought up."""
+
+    def __init__(self, backend: str) -> None:
+        self.backend = backend
+        state = json.loads(state_file(backend).read_text())
         self.state = state
         self.ns: str = state["ns"]
         lab = state["lab"]
-        self.render = Path(lab["render"])
         self.vip: str = lab["vip"]
-        self.nodes: dict[str, str] = {n: v["ip"] for n, v in lab["nodes"].items()}
+        self.nodes: dict[str, str] = dict(lab["nodes"])
         self.stats_user: str = lab["stats_user"]
+        self.stats_password: str = lab["stats_password"]
         self.stats_port: int = lab["stats_port"]
         self.api_port: int = lab["api_port"]
         self.masters: list[dict] = lab["masters"]
+        self.render: Path | None = Path(lab["render"]) if lab.get("render") else None
+        self.tls_cert = Path(state["dir"]) / "tls" / "cert.pem"
 
     # -- plumbing
+    def ctl(self, *args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess:
+        return labctl(self.backend, *args, timeout=timeout, check=check)
+
     def exec(self, node: str, command: str, timeout: float = 60, check: bool = True) -> subprocess.CompletedProcess:
-        return labctl("exec", node, "--", command, timeout=timeout, check=check)
+        return self.ctl("exec", node, "--", command, timeout=timeout, check=check)
 
     def client(self, *argv: str, timeout: float = 30, check: bool = False) -> subprocess.CompletedProcess:
-        return labctl("client", "--", *argv, timeout=timeout, check=check)
+        return self.ctl("client", "--", *argv, timeout=timeout, check=check)
 
-    def virsh(self, *argv: str, timeout: float = 120) -> subprocess.CompletedProcess:
-        return labctl("virsh", *argv, timeout=timeout)
+    def kill(self, node: str) -> None:
+        self.ctl("kill", node, timeout=120)
+
+    def start(self, node: str) -> None:
+        self.ctl("start", node, timeout=120)
 
     def other(self, node: str) -> str:
         return next(n for n in self.nodes if n != node)
@@ -114,19 +123,15 @@ class Lab:
 
     def vip_node(self, ask: str | None = None) -> str | None:
         """The node that runs the VIP resource, asked of `ask` (or of any node that answers)."""
-        res = labctl("vip-node", *(["--ask", ask] if ask else []), timeout=90, check=False)
+        res = self.ctl("vip-node", *(["--ask", ask] if ask else []), timeout=90, check=False)
         if res.returncode not in (0, 3):  # 3: the VIP runs nowhere
             raise LabCommandError(f"labctl vip-node exited {res.returncode}:\n{res.stdout}{res.stderr}")
         return res.stdout.strip() if res.returncode == 0 else None
 
-    def all_online(self, ask: str) -> bool:
-        st = self.crm_status(ask)
-        return bool(st["online"]) and all(st["online"].get(n) for n in self.nodes)
-
     def settled(self, ask: str) -> bool:
         """Every node online, HAProxy started on every node and the VIP on one (as `ask` sees it)."""
         st = self.crm_status(ask)
-        haproxy, vip = st["resources"].get("haproxy", {}), st["resources"].get("vip", {})
+        haproxy, vip = st["resources"].get(CRM.haproxy, {}), st["resources"].get(CRM.vip, {})
         return (all(st["online"].get(n) for n in self.nodes)
                 and haproxy.get("role") == "Started" and sorted(haproxy.get("nodes", [])) == sorted(self.nodes)
                 and vip.get("role") == "Started" and len(vip.get("nodes", [])) == 1)
@@ -136,10 +141,25 @@ class Lab:
         out = self.exec(node, f"ip -4 -o addr show to {self.vip}/32", timeout=30).stdout
         return f" {self.vip}/" in out
 
+    def vip_holders(self) -> list[str]:
+        """The nodes whose interface carries the VIP address, asked of each node."""
+        return sorted(n for n in self.nodes if self.holds_vip(n))
+
     def https(self, path: str = "/healthz", timeout: float = 5) -> subprocess.CompletedProcess:
         """One HTTPS GET through the VIP's API frontend (see probe.py once)."""
         return self.client(sys.executable, str(PROBE), "once", self.vip, str(self.api_port), "--path", path,
                            "--connect-timeout", str(timeout), "--timeout", str(timeout), timeout=timeout + 20)
+
+    def stats_csv(self) -> str:
+        """HAProxy's stats as CSV, through the VIP, with the stack's credentials."""
+        url = f"http://{self.vip}:{self.stats_port}/;csv"
+        return self.client("curl", "-s", "--max-time", "10", "-u", f"{self.stats_user}:{self.stats_password}",
+                           url).stdout
+
+    def membership_changes(self) -> dict[str, int]:
+        """How many memberships corosync has formed on each node since it started."""
+        cmd = "sudo journalctl -u corosync -o cat --no-pager | grep -c 'A new membership' || true"
+        return {n: int(self.exec(n, cmd).stdout.strip() or 0) for n in self.nodes}
 
 
 class Poller:
@@ -150,8 +170,9 @@ class Poller:
         self.events: list[dict] = []
         self._cv = threading.Condition()
         self.proc = subprocess.Popen(
-            [sys.executable, str(LABCTL), "client", "--", sys.executable, str(PROBE), "watch", lab.vip, str(port or lab.api_port),
-             "--interval", str(interval), "--connect-timeout", str(connect_timeout), "--timeout", str(timeout),
+            [sys.executable, str(LABCTL), "--backend", lab.backend, "client", "--", sys.executable, str(PROBE),
+             "watch", lab.vip, str(port or lab.api_port), "--interval", str(interval),
+             "--connect-timeout", str(connect_timeout), "--timeout", str(timeout),
              "--max-seconds", str(max_seconds), "--mode", mode],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         threading.Thread(target=self._read, daemon=True).start()
@@ -187,6 +208,11 @@ class Poller:
     def mark(self) -> int:
         with self._cv:
             return len(self.events)
+
+    def since(self, mark: int, *kinds: str) -> list[dict]:
+        """The events of the given kinds since `mark`."""
+        with self._cv:
+            return [ev for ev in self.events[mark:] if ev["event"] in kinds]
 
     def stop(self, timeout: float = 15) -> dict:
         """Close the poller's stdin and return its summary."""

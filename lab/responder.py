@@ -1,10 +1,11 @@
-"""Stand-in Kubernetes API servers for the lab: HTTPS on each given address, stdlib only.
+"""Stand-in Kubernetes API servers for the lab: HTTPS on every local address, stdlib only.
 
-Run by `labctl up` inside the lab's network namespace, e.g.
-    python3 lab/responder.py --cert C --key K kube-mast01=10.99.4.101:6443 kube-mast02=...
+Run by the lab inside its network namespace, where each master's address sits on loopback:
+    python3 lab/responder.py --cert C --key K --port 6443
 
-GET /readyz, /healthz and /livez answer 200 "ok" (what HAProxy's health check asks for);
-GET / and /version answer 200 with a small JSON naming the stand-in; anything else is 404.
+Whichever local address a request reaches is the stand-in that answers: GET /readyz, /healthz
+and /livez answer 200 "ok" (what HAProxy's health check asks for); GET / and /version answer
+200 with a small JSON naming the address as the server; anything else is 404.
 """
 
 from __future__ import annotations
@@ -38,10 +39,10 @@ class Handler(BaseHTTPRequestHandler):
         if path in HEALTH_PATHS:
             self._reply(200, b"ok", "text/plain")
         elif path in ("/", "/version"):
-            body = json.dumps({"server": self.server.name, "path": path, "lab": "hapx"}).encode()
+            body = json.dumps({"server": self.connection.getsockname()[0], "path": path, "lab": "hapx"}).encode()
             self._reply(200, body + b"\n", "application/json")
         else:
-            body = json.dumps({"kind": "Status", "code": 404, "server": self.server.name}).encode()
+            body = json.dumps({"kind": "Status", "code": 404, "server": self.connection.getsockname()[0]}).encode()
             self._reply(404, body + b"\n", "application/json")
 
     do_HEAD = do_GET
@@ -54,8 +55,7 @@ class TLSServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, name: str, addr: tuple[str, int], ctx: ssl.SSLContext) -> None:
-        self.name = name
+    def __init__(self, addr: tuple[str, int], ctx: ssl.SSLContext) -> None:
         self.ctx = ctx
         super().__init__(addr, Handler)
 
@@ -73,19 +73,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cert", required=True)
     parser.add_argument("--key", required=True)
-    parser.add_argument("listen", nargs="+", help="NAME=ADDRESS:PORT")
+    parser.add_argument("--port", type=int, action="append", required=True, help="port to serve on every address")
     args = parser.parse_args()
 
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(args.cert, args.key)
-    servers = []
-    for spec in args.listen:
-        name, _, hostport = spec.partition("=")
-        host, _, port = hostport.rpartition(":")
-        servers.append(TLSServer(name, (host, int(port)), ctx))
+    servers = [TLSServer(("0.0.0.0", port), ctx) for port in args.port]
     for srv in servers:
         threading.Thread(target=srv.serve_forever, daemon=True).start()
-    print("responder: serving " + " ".join(args.listen), flush=True)
+    print(f"responder: serving HTTPS on every local address, port(s) {args.port}", flush=True)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

@@ -1,4 +1,5 @@
-"""Shared test fixtures: the project on sys.path and the stack files as plain dicts."""
+"""Shared test fixtures: the project on sys.path, the stack files as plain dicts, the tiers'
+order (unit, validate, containers, vm: cheapest first) and the lab figures' summary."""
 
 import sys
 from pathlib import Path
@@ -10,6 +11,35 @@ if str(PROJECT) not in sys.path:
     sys.path.insert(0, str(PROJECT))
 
 from hapx.settings import load_stack_file  # noqa: E402
+
+TIERS = ("unit", "validate", "containers", "vm")
+# Figures the lab tiers measured, printed in pytest's summary (they are not pass/fail bounds).
+FIGURES: list[str] = []
+
+
+def pytest_collection_modifyitems(config, items):
+    """Run the tiers cheapest first; each file keeps its own order."""
+    def rank(item):
+        parts = Path(str(item.fspath)).relative_to(PROJECT / "tests").parts
+        return TIERS.index(parts[0]) if parts[0] in TIERS else len(TIERS)
+
+    items.sort(key=rank)
+
+
+def pytest_terminal_summary(terminalreporter):
+    if FIGURES:
+        terminalreporter.section("hapx lab figures")
+        for line in FIGURES:
+            terminalreporter.write_line(line)
+
+
+@pytest.fixture
+def figure():
+    """Record one measured figure for the end-of-run summary (and print it for -s)."""
+    def record(line: str) -> None:
+        FIGURES.append(line)
+        print(f"\n{line}", flush=True)
+    return record
 
 
 @pytest.fixture

@@ -60,6 +60,8 @@ def test_each_domain_is_wired_to_its_disk_cloudinit_and_network(dev_graph):
     net = next(iter(dev_graph.of_type(NETWORK).values()))
     assert net.inputs["addresses"] == ["192.168.4.0/24"]
     assert net.inputs["mode"] == "nat"
+    # No DHCP on the network the stack creates: nothing can be handed the VIP.
+    assert net.inputs["dhcp"] == {"enabled": False}
     expected = {"hapx-node01": "192.168.4.21", "hapx-node02": "192.168.4.22"}
     for node, ip in expected.items():
         dom = dev_graph.resources[f"{node}-domain"]
@@ -68,9 +70,11 @@ def test_each_domain_is_wired_to_its_disk_cloudinit_and_network(dev_graph):
         assert dom.inputs["cloudinit"] == f"{node}-cloudinit-id"
         (nic,) = dom.inputs["networkInterfaces"]
         assert nic["networkId"] == f"{net.name}-id"
-        assert nic["addresses"] == [ip]
+        # Static in the guest: no DHCP reservation (which the provider would diff forever).
+        assert "addresses" not in nic and "hostname" not in nic
         assert nic["mac"].startswith("52:54:00:")
         assert nic["waitForLease"] is False
+        assert ip in dev_graph.resources[f"{node}-cloudinit"].inputs["networkConfig"]
         assert dev_graph.parents[f"{node}-domain"] == node
         assert dev_graph.parents[node] == "hapx"
         ci = dev_graph.resources[f"{node}-cloudinit"]
@@ -91,37 +95,55 @@ def test_an_existing_network_is_used_by_name():
 
 
 def test_commands_run_in_the_plans_order(three_graph):
+    from hapx import bootstrap
+    from hapx.settings import settings_from_dict, load_stack_file
+    from tests.conftest import PROJECT
+
     g = three_graph
-    nodes = ["hapx-node01", "hapx-node02", "hapx-node03"]
     commands = g.of_type(COMMAND)
     for name in commands:
         assert g.parents[name] == "hapx"
-    for n in nodes:
-        assert g.depends_on[f"hapx-wait-ready-{n}"] == {f"{n}-domain"}
-        assert f"hapx-wait-ready-{n}" in g.depends_on[f"hapx-join-{n}"]
-        assert {f"hapx-wait-ready-{n}", "hapx-wait-members"} <= g.depends_on[f"hapx-install-haproxy-{n}"]
-        assert f"hapx-wait-ready-{n}" in g.depends_on[f"hapx-install-agent-{n}"]
-    assert {f"hapx-join-{n}" for n in nodes} <= g.depends_on["hapx-wait-members"]
-    assert ({f"hapx-install-{what}-{n}" for n in nodes for what in ("agent", "haproxy")} | {"hapx-wait-members"}
-            <= g.depends_on["hapx-configure"])
+    cfg = load_stack_file(str(PROJECT / "Pulumi.dev.yaml"))
+    cfg["nodes"] = cfg["nodes"] + [{"name": "hapx-node03", "ip": "192.168.4.23"}]
+    for step in bootstrap.plan(settings_from_dict(cfg)):
+        # Each Command waits for its node's VM and exactly the steps the plan names.
+        assert g.depends_on[f"hapx-{step.id}"] == {f"{step.node}-domain"} | {f"hapx-{a}" for a in step.after}
 
-    # No command runs before the wait step of its node: every path back from a command
-    # reaches that node's wait-ready.
-    def ancestors(name):
-        seen, todo = set(), [name]
-        while todo:
-            for dep in g.depends_on.get(todo.pop(), ()):
-                if dep not in seen:
-                    seen.add(dep)
-                    todo.append(dep)
-        return seen
 
-    for name, cmd in commands.items():
-        host = cmd.inputs["connection"]["host"]
-        node = next(n for n in nodes if g.resources[f"{n}-domain"].inputs["networkInterfaces"][0]["addresses"] == [host])
-        if "wait-ready" not in name:
-            assert f"hapx-wait-ready-{node}" in ancestors(name), name
-        assert all(f"hapx-join-{n}" in ancestors("hapx-configure") for n in nodes)
+def test_nodes_are_built_one_after_another(three_graph):
+    """A node's disk, cloud-init disk and VM wait for the node before it to be back in the
+    cluster: Pulumi builds (and rebuilds) the nodes one at a time, never two at once."""
+    g = three_graph
+    nodes = ["hapx-node01", "hapx-node02", "hapx-node03"]
+    for i, n in enumerate(nodes):
+        expect = {f"hapx-join-{nodes[i - 1]}"} if i else set()
+        for part in ("disk", "cloudinit"):
+            assert g.depends_on[f"{n}-{part}"] == expect, (n, part)
+        assert g.depends_on[f"{n}-domain"] == expect
+        assert g.opts[f"{n}-domain"].delete_before_replace is True
+
+
+def test_rebuild_keys_change_the_disk_and_cloudinit_names(dev_config):
+    """A change cloud-init applies renames the node's disk and cloud-init disk (so the VM is
+    rebuilt on a fresh disk); a change the steps apply leaves every libvirt input alone."""
+    before = run_program(dev_config)
+    user = copy.deepcopy(dev_config)
+    user["sshUser"] = "ops"
+    rebuilt = run_program(user)
+    for n in ("hapx-node01", "hapx-node02"):
+        for part in ("disk", "cloudinit"):
+            assert before.resources[f"{n}-{part}"].inputs["name"] != rebuilt.resources[f"{n}-{part}"].inputs["name"]
+    addr = copy.deepcopy(dev_config)
+    addr["nodes"][1]["ip"] = "192.168.4.32"
+    moved = run_program(addr)
+    assert before.resources["hapx-node01-disk"].inputs == moved.resources["hapx-node01-disk"].inputs
+    assert before.resources["hapx-node02-disk"].inputs["name"] != moved.resources["hapx-node02-disk"].inputs["name"]
+    timers = copy.deepcopy(dev_config)
+    timers["corosync"] = {"tokenMs": 1000}
+    tuned = run_program(timers)
+    for kind in (DOMAIN, VOLUME, CLOUDINIT, NETWORK):
+        for name, res in before.of_type(kind).items():
+            assert res.inputs == tuned.resources[name].inputs, name
 
 
 def test_commands_connect_safely(dev_graph):
@@ -168,9 +190,15 @@ def test_outputs(dev_graph):
         "kube-mast01 kube-mast01:6443", "kube-mast02 kube-mast02:6443", "kube-mast03 kube-mast03:6443"]
     assert out["apiEndpoint"] == "192.168.4.20:6443"
     assert out["statsUrl"] == "http://192.168.4.20:32700/"
+    assert out["statsUser"] == "admin"
     assert out["sshUser"] == "debian"
     assert out["sshPrivateKey"].startswith("-----BEGIN OPENSSH PRIVATE KEY-----")
-    public = {"vip", "nodeIps", "backendMasters", "apiEndpoint", "statsUrl", "sshUser"}
+    # The host keys the Commands pin, for an operator's known_hosts.
+    for node, ip in out["nodeIps"].items():
+        cmd = dev_graph.resources[f"hapx-wait-ready-{node}"]
+        assert cmd.inputs["connection"]["host"] == ip
+        assert out["nodeHostKeys"][node] == cmd.inputs["connection"]["hostKey"]
+    public = {"vip", "nodeIps", "backendMasters", "apiEndpoint", "statsUrl", "statsUser", "sshUser", "nodeHostKeys"}
     assert not public & dev_graph.secret_outputs
 
 

@@ -42,3 +42,29 @@ def test_secrets_from_refuses_its_own_output(tmp_path, capsys):
     assert render.main(["--stack", "dev", "--out", str(out)]) == 0
     assert render.main(["--stack", "dev", "--out", str(out), "--secrets-from", str(out)]) == 2
     assert "--secrets-from must name another directory" in capsys.readouterr().err
+
+
+def test_out_never_deletes_what_is_not_a_render(tmp_path, capsys):
+    """--out replaces an earlier render, but refuses a directory holding anything else."""
+    precious = tmp_path / "checkout"
+    precious.mkdir()
+    (precious / ".pulumi-passphrase").write_text("keep me\n")
+    assert render.main(["--stack", "dev", "--out", str(precious)]) == 2
+    assert "refusing to replace it" in capsys.readouterr().err
+    assert (precious / ".pulumi-passphrase").read_text() == "keep me\n"
+    out = tmp_path / "out"
+    assert render.main(["--stack", "dev", "--out", str(out)]) == 0
+    (out / "plan.json").write_text("{}")
+    assert render.main(["--stack", "dev", "--out", str(out)]) == 0  # an earlier render is replaced
+    assert (out / "plan.json").read_text() != "{}"
+    (out / "notes.txt").write_text("mine\n")
+    assert render.main(["--stack", "dev", "--out", str(out)]) == 2
+    assert (out / "notes.txt").read_text() == "mine\n"
+
+
+def test_secret_files_are_private(tmp_path):
+    out = tmp_path / "out"
+    assert render.main(["--stack", "dev", "--out", str(out)]) == 0
+    for name in ("secrets/corosync-authkey.b64", "secrets/stats-password", "secrets/id_ed25519",
+                 "secrets/host-keys/hapx-node01", "haproxy.cfg", "nodes/hapx-node01/user-data"):
+        assert (out / name).stat().st_mode & 0o777 == 0o600, name

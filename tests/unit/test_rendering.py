@@ -1,6 +1,7 @@
 """Rendering: every artifact is well-formed and carries the settings; templates are strict."""
 
 import copy
+import re
 
 import jinja2
 import pytest
@@ -32,9 +33,10 @@ def test_user_data_is_cloud_config_yaml(dev, secrets):
         assert doc["ssh_keys"]["ed25519_public"] == secrets.host_keys[node.name].public
         assert doc["ssh_keys"]["ed25519_private"] == secrets.host_keys[node.name].private
         assert doc["ssh_pwauth"] is False
-        hosts = next(f for f in doc["write_files"] if f["path"] == "/etc/hosts")["content"]
+        # The members are the join step's (a node added later must not rebuild the others).
+        assert not [f for f in doc["write_files"] if f["path"] == "/etc/hosts"]
         for peer in dev.nodes:
-            assert f"{peer.ip} {peer.name}.kube.local {peer.name}" in hosts
+            assert str(peer.ip) not in text
         # No cluster secret rides in user-data: those go over SSH stdin.
         assert secrets.corosync_authkey not in text
         assert secrets.stats_password not in text
@@ -48,17 +50,59 @@ def test_network_config_is_static_v2_matched_by_mac(dev):
     assert eth["match"]["macaddress"] == node.mac
     assert eth["addresses"] == ["192.168.4.21/24"]
     assert eth["gateway4"] == "192.168.4.1"
+    assert eth["accept-ra"] is False  # no 10 s wait for IPv6 router advertisements at boot
 
 
-def test_meta_data_instance_id_follows_identity(dev_config):
+def _instance_id(settings, secrets, node=0):
+    n = settings.nodes[node]
+    return rendering.instance_id(settings, n, secrets.ssh_public_key, secrets.host_keys[n.name].public)
+
+
+def test_meta_data_carries_the_instance_id(dev, secrets):
+    iid = _instance_id(dev, secrets)
+    doc = yaml.safe_load(rendering.meta_data(dev.nodes[0], iid))
+    assert doc == {"instance-id": iid, "local-hostname": "hapx-node01"}
+    assert iid.startswith("hapx-node01-")
+
+
+@pytest.mark.parametrize("change", [
+    lambda c: c["nodes"][0].__setitem__("ip", "192.168.4.31"),
+    lambda c: c["nodes"][0].__setitem__("mac", "52:54:00:aa:bb:cc"),
+    lambda c: c.__setitem__("sshUser", "ops"),
+    lambda c: c.__setitem__("interface", "ens3"),
+    lambda c: c["network"].__setitem__("domain", "other.local"),
+    lambda c: c["network"].__setitem__("dnsServers", ["192.168.4.53"]),
+])
+def test_instance_id_follows_everything_cloud_init_applies(dev_config, secrets, change):
     a = settings_from_dict(dev_config)
     cfg = copy.deepcopy(dev_config)
-    cfg["nodes"][0]["ip"] = "192.168.4.31"
+    change(cfg)
     b = settings_from_dict(cfg)
-    ma, mb = (yaml.safe_load(rendering.meta_data(s, s.nodes[0])) for s in (a, b))
-    assert ma["local-hostname"] == "hapx-node01"
-    assert ma["instance-id"] != mb["instance-id"]
-    assert ma["instance-id"] == yaml.safe_load(rendering.meta_data(a, a.nodes[0]))["instance-id"]
+    assert _instance_id(a, secrets) != _instance_id(b, secrets)
+    assert _instance_id(a, secrets) == _instance_id(settings_from_dict(copy.deepcopy(dev_config)), secrets)
+
+
+@pytest.mark.parametrize("change", [
+    lambda c: c["masters"].append({"name": "kube-mast04", "address": "kube-mast04", "port": 6443}),
+    lambda c: c.__setitem__("corosync", {"tokenMs": 1000}),
+    lambda c: c.__setitem__("haproxy", {"timeoutConnectMs": 4000}),
+    lambda c: c.__setitem__("vm", {"memoryMiB": 2048}),
+    lambda c: c["nodes"].append({"name": "hapx-node03", "ip": "192.168.4.23"}),
+])
+def test_instance_id_ignores_what_the_steps_apply(dev_config, secrets, change):
+    a = settings_from_dict(dev_config)
+    cfg = copy.deepcopy(dev_config)
+    change(cfg)
+    assert _instance_id(a, secrets) == _instance_id(settings_from_dict(cfg), secrets)
+
+
+def test_instance_id_follows_the_keys_but_never_holds_a_secret(dev, secrets):
+    other = make_secrets(dev)[0]
+    n = dev.nodes[0]
+    assert _instance_id(dev, secrets) != _instance_id(dev, other)
+    # Only the public halves go in: the id is the same whatever the private host key says.
+    assert _instance_id(dev, secrets) == rendering.instance_id(
+        dev, n, secrets.ssh_public_key, secrets.host_keys[n.name].public)
 
 
 def test_corosync_conf_two_node_quorum_and_crypto(dev, three_node_config):
@@ -93,6 +137,19 @@ def test_haproxy_cfg_balances_masters_with_the_chosen_check(dev_config):
 def test_haproxy_cfg_refuses_a_password_that_would_break_it(dev):
     with pytest.raises(ValueError, match="statsPassword"):
         rendering.haproxy_cfg(dev, "two words")
+
+
+def test_crm_ids_come_from_one_place(dev):
+    """Every id in cluster.crm is one of rendering.CRM's; the step scripts use the same ids."""
+    crm = rendering.cluster_crm(dev)
+    ids = rendering.CRM
+    declared = set(re.findall(r"^(?:primitive|clone|colocation|order|property|rsc_defaults) ([\w-]+):?", crm, re.M))
+    assert declared == {ids.vip, ids.haproxy, ids.haproxy_clone, ids.colocation, ids.order,
+                        ids.cluster_options, ids.rsc_options}
+    scripts = {s.kind: s.script for s in bootstrap.plan(dev)}
+    assert f"--resource {ids.vip} " in scripts["configure"]
+    assert f"runs_here {ids.haproxy_clone}" in scripts["join"]
+    assert " ".join(ids.owned) in scripts["configure"]
 
 
 def test_crm_config_uses_id_form_and_a_deliberate_colocation(dev):
@@ -149,3 +206,18 @@ def test_plan_order_respects_every_dependency(three_node_config):
     ids = [st.id for st in steps]
     assert ids[-1] == "configure"
     assert len(ids) == 4 * len(s.nodes) + 2  # wait-ready, join, install-agent, install-haproxy; 2 shared
+    names = [n.name for n in s.nodes]
+    for i, n in enumerate(names):
+        join = next(st for st in steps if st.id == f"join-{n}")
+        # A node has its files before it joins; the nodes join one after another.
+        assert {f"install-agent-{n}", f"install-haproxy-{n}"} <= set(join.after)
+        assert (f"join-{names[i - 1]}" in join.after) == (i > 0)
+        assert bootstrap.build_after(s, s.nodes[i]) == ((f"join-{names[i - 1]}",) if i else ())
+
+
+def test_join_step_keeps_the_members_in_etc_hosts(dev):
+    join = next(st for st in bootstrap.plan(dev) if st.kind == "join")
+    block = join.script.split("<<'HAPX_MEMBERS'\n", 1)[1].split("HAPX_MEMBERS\n", 1)[0]
+    assert block == rendering.etc_hosts_block(dev)
+    for n in dev.nodes:
+        assert f"{n.ip} {n.name}.kube.local {n.name}\n" in block

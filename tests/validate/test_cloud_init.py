@@ -64,7 +64,9 @@ def test_meta_data_names_the_node(stack):
     ids = set()
     for node in stack.settings.nodes:
         doc = yaml.safe_load((stack.node_dir(node) / "meta-data").read_text())
-        assert doc == {"instance-id": rendering.instance_id(stack.settings, node), "local-hostname": node.name}
+        iid = rendering.instance_id(stack.settings, node, stack.secrets.ssh_public_key,
+                                    stack.secrets.host_keys[node.name].public)
+        assert doc == {"instance-id": iid, "local-hostname": node.name}
         ids.add(doc["instance-id"])
     assert len(ids) == len(stack.settings.nodes)
 

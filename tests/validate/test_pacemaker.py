@@ -32,11 +32,12 @@ from pathlib import Path
 
 import pytest
 
+from hapx import rendering
 from tests.validate import harness
 from tests.validate.harness import CheckFailed
 
 CRM_HEREDOC = "HAPX_CLUSTER_CRM"
-VIP, HAPROXY, CLONE = "vip", "haproxy", "haproxy-clone"
+VIP, HAPROXY, CLONE = rendering.CRM.vip, rendering.CRM.haproxy, rendering.CRM.haproxy_clone
 
 
 def step_file(stack, kind):
@@ -332,6 +333,26 @@ def test_configure_step_runs_against_the_cluster(stack, loaded_cib, cluster_up, 
     assert harness.cib_state(cib) == before
 
 
+def test_configure_step_retires_what_it_no_longer_renders(dev_stack, dev_loaded, work, crm_env):
+    """Objects an earlier release rendered (here a primitive and a constraint it no longer has)
+    are deleted by the configure step; an operator's `crm resource move` constraint stays."""
+    up = simulate_up(dev_stack, dev_loaded.cib, work)
+    holder = harness.placed_with(up.placement, VIP, CLONE)
+    cib = harness.restore_agents(dev_loaded.cib, up.cib_out, work / "live.xml")
+    old = work / "old.crm"
+    old.write_text("primitive old-marker ocf:heartbeat:Dummy\n"
+                   f"location old-pin old-marker 10: {holder}\n"
+                   f"location cli-prefer-{VIP} {VIP} role=Started inf: {holder}\n")
+    harness.crm_load(cib, old, crm_env)
+    ids = lambda: {e.get("id") for s in ("resources", "constraints")
+                   for e in harness.cib_root(cib).find(f"configuration/{s}")}
+    assert {"old-marker", "old-pin", f"cli-prefer-{VIP}"} <= ids()
+    result = harness.run_step_offline(step_file(dev_stack, "configure"), cib, crm_env)
+    assert result.returncode == 0, result.describe()
+    assert "hapx: retired from the cluster configuration: old-marker old-pin" in result.output, result.describe()
+    assert ids() == set(rendering.CRM.owned) | {f"cli-prefer-{VIP}"}
+
+
 def test_configure_step_waits_for_haproxy_on_every_node(dev_stack, dev_loaded, work, crm_env):
     """With a node down (the VIP on the survivor, HAProxy on the survivor only) the configure
     step keeps waiting and, at its deadline (shortened here to 2 s in a copy of the step),
@@ -352,7 +373,7 @@ def test_configure_step_waits_for_haproxy_on_every_node(dev_stack, dev_loaded, w
     assert result.returncode == 1, result.describe()
     assert f"hapx: after 2s the VIP runs on '{survivor}' and HAProxy on '{survivor}'" in result.output, \
         result.describe()
-    assert len(nodes) == 2 and "load update failed" not in result.output
+    assert len(nodes) == 2 and "hapx: crm " not in result.output
 
 
 def test_wait_members_step_sees_every_node_online(stack, loaded_cib, cluster_up, work, crm_env):
@@ -407,7 +428,7 @@ def test_configure_step_fails_when_crmsh_reports_an_error(dev_stack, dev_loaded,
     assert result.returncode == 1, (
         "the configure step did not fail on crmsh's ERROR line:\n" + result.describe()
         + "\ncrmsh said:\n" + crmsh.output)
-    assert "hapx: crm configure load update failed:" in result.output, result.describe()
+    assert "hapx: crm configure load update" in result.output and " failed:" in result.output, result.describe()
 
 
 # --- the checks can fail ------------------------------------------------------------------

@@ -1,20 +1,20 @@
-"""Last in the lab tier (see conftest.py): `labctl down` removes everything the lab made."""
+"""Last in the container tier: `labctl down` removes everything the lab made."""
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
 from pathlib import Path
 
-import labclient
+from labclient import labctl, state_file
 
 
 def test_teardown_leaves_nothing(lab):
-    state = json.loads(labclient.STATE_FILE.read_text())
-    ns, net_ino, mnt_ino = state["ns"], state.get("net_ino"), state.get("mnt_ino")
-    res = labclient.labctl("down", timeout=300)
+    state = lab.state
+    ns, net_ino = state["ns"], state.get("net_ino")
+    lab_dir = Path(state["dir"])
+    res = labctl(lab.backend, "down", timeout=300)
     assert res.returncode == 0, res.stdout + res.stderr
 
     netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
@@ -22,15 +22,15 @@ def test_teardown_leaves_nothing(lab):
     leftovers = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
-            inos = {os.stat(f"/proc/{pid}/ns/{k}").st_ino for k in ("net", "mnt")}
+            ino = os.stat(f"/proc/{pid}/ns/net").st_ino
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
-        if inos & {net_ino, mnt_ino} or "guest=hapx-node" in cmdline or "lab/responder.py" in cmdline:
+        if ino == net_ino or str(lab_dir) in cmdline or "lab/responder.py" in cmdline:
             leftovers.append(f"{pid}: {cmdline}")
     assert not leftovers, leftovers
     mounts = Path("/proc/self/mountinfo").read_text()
-    assert "build/lab" not in mounts and f"/run/netns/{ns}" not in mounts
-    assert not labclient.STATE_FILE.parent.exists(), "build/lab/state (domains, volumes) is still there"
+    assert str(lab_dir) not in mounts and f"/run/netns/{ns}" not in mounts
+    assert not state_file(lab.backend).exists() and not lab_dir.exists()
     # And `down` again is a no-op.
-    assert labclient.labctl("down", timeout=60).returncode == 0
+    assert labctl(lab.backend, "down", timeout=60).returncode == 0

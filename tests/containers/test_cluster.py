@@ -1,22 +1,19 @@
-"""End to end on real VMs: the rendered stack, booted and bootstrapped by lab/labctl.
+"""The pair at native speed: the rendered stack in containers, bootstrapped by the plan's steps.
 
-The lab tier runs on one lab (see conftest.py): this file's service checks first, then the
-fault suite (test_faults.py), then test_teardown.py takes the lab down and checks that
-nothing is left. All client traffic runs inside the lab's network namespace.
+All client traffic runs inside the lab's network namespace.
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
-import ssl
 
-import labclient
+from labclient import CRM, labctl
+from tests.labtier import check_vip_serves_through_haproxy
 
 
 def vip_with_running_haproxy(status: dict, everywhere: bool = True) -> str:
     """The VIP runs on exactly one node, which runs HAProxy; with everywhere, HAProxy runs on every online node."""
-    vip, haproxy = status["resources"]["vip"], status["resources"]["haproxy"]
+    vip, haproxy = status["resources"][CRM.vip], status["resources"][CRM.haproxy]
     assert vip["role"] == "Started" and len(vip["nodes"]) == 1, status["resources"]
     assert vip["nodes"][0] in haproxy["nodes"], status["resources"]
     if everywhere:
@@ -27,46 +24,41 @@ def vip_with_running_haproxy(status: dict, everywhere: bool = True) -> str:
 
 
 def test_vip_serves_the_api_frontend(lab):
-    """HTTPS through the VIP's :6443 reaches a stand-in API server; HAProxy passes TLS through."""
-    res = lab.https("/healthz")
-    assert res.returncode == 0, res.stdout + res.stderr
-    assert res.stdout.rstrip().endswith("ok")
-    der = ssl.PEM_cert_to_DER_cert((labclient.STATE_FILE.parent / "tls" / "cert.pem").read_text())
-    assert f"peer-certificate-sha256: {hashlib.sha256(der).hexdigest()}" in res.stdout, \
-        "the VIP did not present the stand-in's certificate: is HAProxy terminating TLS?"
-    # Round robin over the stand-ins: several requests reach more than one of them.
-    servers = set()
-    for _ in range(6):
-        out = lab.https("/version").stdout
-        m = re.search(r'"server": "([^"]+)"', out)
-        assert m, out
-        servers.add(m.group(1))
-    assert len(servers) >= 2, f"every request reached {servers}"
+    check_vip_serves_through_haproxy(lab)
 
 
 def test_stats_page_wants_its_password(lab):
     url = f"http://{lab.vip}:{lab.stats_port}/"
-    password = (lab.render / "secrets" / "stats-password").read_text().strip()
 
     def code(*auth: str) -> str:
         res = lab.client("curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "10", *auth, url)
         return res.stdout.strip()
 
     assert code() == "401"
-    assert code("-u", f"{lab.stats_user}:wrong-{password}") == "401"
-    assert code("-u", f"{lab.stats_user}:{password}") == "200"
-    page = lab.client("curl", "-s", "--max-time", "10", "-u", f"{lab.stats_user}:{password}", url + ";csv").stdout
+    assert code("-u", f"{lab.stats_user}:wrong-{lab.stats_password}") == "401"
+    assert code("-u", f"{lab.stats_user}:{lab.stats_password}") == "200"
+    page = lab.stats_csv()
     assert "kubernetes-masters" in page and "kube-mast01" in page
 
 
 def test_both_nodes_online_haproxy_everywhere_vip_on_one(lab):
     for node in lab.nodes:
-        text = lab.exec(node, "sudo crm_mon -1").stdout
-        assert re.search(r"Online: \[ .*\b" + r"\b.*\b".join(sorted(lab.nodes)) + r"\b.* \]", text), text
         status = lab.crm_status(node)
         assert status["quorum"], status["xml"]
         assert all(status["online"].get(n) for n in lab.nodes), status["online"]
         vip_with_running_haproxy(status)
+    assert len(lab.vip_holders()) == 1
+
+
+def test_cloud_init_finished_cleanly_with_the_stacks_network(lab):
+    """What the node's cloud-init applied: done without errors, eth0 by its MAC with the static
+    address, the stack's resolver (the containers run the image's netplan/networkd stack)."""
+    for node, ip in lab.nodes.items():
+        status = lab.exec(node, "cloud-init status --long", check=False)
+        # cloud-init status exits non-zero when a stage reported an error.
+        assert status.returncode == 0 and "status: done" in status.stdout, status.stdout + status.stderr
+        assert f"inet {ip}/" in lab.exec(node, "ip -4 -o addr show dev eth0").stdout
+        assert lab.exec(node, "systemctl is-system-running --wait || true", timeout=120).stdout.strip() == "running"
 
 
 def _cib_fingerprint(lab, node: str) -> dict:
@@ -80,7 +72,7 @@ def test_reapplying_every_step_changes_nothing(lab):
     first = next(iter(lab.nodes))
     before = _cib_fingerprint(lab, first)
     holder = lab.vip_node()
-    res = labclient.labctl("steps", timeout=900)
+    res = labctl(lab.backend, "steps", timeout=900)
     assert res.returncode == 0, res.stdout + res.stderr
     after = _cib_fingerprint(lab, first)
     assert (after["epoch"], after["admin_epoch"]) == (before["epoch"], before["admin_epoch"])

@@ -1,0 +1,28 @@
+"""The ids of the objects hapx puts into the CIB: one place for the templates, the steps and the lab."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class CrmIds:
+    """Ids of the objects hapx puts into the CIB; templates and step scripts take them from here."""
+
+    vip: str = "vip"
+    haproxy: str = "haproxy"
+    haproxy_clone: str = "haproxy-clone"
+    colocation: str = "vip-with-haproxy"
+    order: str = "haproxy-before-vip"
+    cluster_options: str = "cib-bootstrap-options"
+    rsc_options: str = "rsc-options"
+
+    @property
+    def owned(self) -> tuple[str, ...]:
+        """The top-level resources and constraints hapx owns: any other the configure step retires."""
+        return (self.vip, self.haproxy_clone, self.colocation, self.order)
+
+
+CRM = CrmIds()
+# crm_resource's own constraints (`crm resource move/ban`): an operator's, never retired.
+CRM_OPERATOR_PREFIX = "cli-"

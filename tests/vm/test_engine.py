@@ -1,0 +1,192 @@
+"""The program through the real engine, on real (emulated) VMs: `pulumi up` from nothing, a
+second `up` that changes nothing, day-2 changes, a hard failover, `pulumi destroy`.
+
+The session's lab (conftest.py) ran `pulumi up --stack lab` from nothing; these tests run in
+file order on it, each through `lab/labctl --backend vm pulumi`, and the last one destroys the
+stack. Client traffic runs inside the lab's network namespace.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+from labclient import Lab, Poller, wait_until
+from tests.labtier import check_vip_serves_through_haproxy
+
+UP_TIMEOUT_S = 2400       # `pulumi up` of a change that rebuilds both emulated VMs, one after the other
+# How long the polling client waits for one request. Under emulation a seamless HAProxy reload
+# still keeps new connections waiting in the listen queue for up to about a second (the new
+# worker starts slowly), so the VM tier's client waits longer than the container tier's (1 s,
+# at native speed); a connection refused or reset fails at once either way.
+CLIENT_TIMEOUT_S = 5
+FAILOVER_BOUND_S = 60     # the VIP serves again from the survivor within this
+REJOIN_BOUND_S = 600      # a restarted emulated VM is back in the cluster with HAProxy within this (busy host)
+
+
+def pulumi(lab: Lab, *args: str, timeout: float = 600, check: bool = True):
+    """`pulumi ARGS --stack lab` against the lab (labctl re-reads the outputs after an up)."""
+    res = lab.ctl("pulumi", "--", *args, timeout=timeout, check=False)
+    if check:
+        assert res.returncode == 0, f"pulumi {' '.join(args)} exited {res.returncode}:\n{res.stdout}{res.stderr}"
+    return res
+
+
+def planned_changes(lab: Lab) -> dict[str, set[str]]:
+    """What the next `up` would do: resource name -> its operations (`pulumi preview --json`)."""
+    res = pulumi(lab, "preview", "--json", timeout=300)
+    doc = json.loads(res.stdout[res.stdout.index("{"):])
+    changes: dict[str, set[str]] = {}
+    for step in doc.get("steps", []):
+        if step["op"] != "same":
+            changes.setdefault(step["urn"].rsplit("::", 1)[1], set()).add(step["op"])
+    return changes
+
+
+def up_under_load(lab: Lab) -> tuple[float, dict]:
+    """`pulumi up` while a client polls the VIP; the seconds it took and the poller's summary."""
+    poller = Poller(lab, timeout=CLIENT_TIMEOUT_S, max_seconds=UP_TIMEOUT_S)
+    try:
+        poller.wait_for("ready", timeout=60)
+        t0 = time.monotonic()
+        pulumi(lab, "up", "--yes", "--skip-preview", timeout=UP_TIMEOUT_S)
+        took = time.monotonic() - t0
+    finally:
+        summary = poller.stop()
+    return took, summary
+
+
+def settled_everywhere(lab: Lab) -> str:
+    """Bounded wait until every node sees the cluster settled; the VIP's node."""
+    for node in lab.nodes:
+        wait_until(f"cluster settled as {node} sees it", lambda: lab.settled(node), timeout=REJOIN_BOUND_S, interval=3)
+    holder = lab.vip_node()
+    assert lab.vip_holders() == [holder]
+    return holder
+
+
+def test_up_from_nothing_serves_the_vip(lab, figure):
+    """The outputs describe the VMs the engine made, and the VIP serves through HAProxy."""
+    timings = lab.state["timings"]
+    figure(f"VM lab: `pulumi up` from nothing {timings['pulumi up']:.0f} s, the VIP serving "
+           f"{timings['VIP serves after pulumi up']:.0f} s later (image {timings['image (lab/build-image)']:.0f} s, "
+           f"engine {timings['engine (scripts/build-engine)']:.0f} s)")
+    domains = lab.ctl("virsh", "list", "--name").stdout.split()
+    for node, ip in lab.nodes.items():
+        assert any(d.endswith(f"-{node}") for d in domains), domains
+        assert lab.exec(node, "hostname").stdout.strip() == node
+        assert f"inet {ip}/" in lab.exec(node, "ip -4 -o addr show dev eth0").stdout
+    check_vip_serves_through_haproxy(lab)
+
+
+def test_stats_page_wants_its_password(lab):
+    url = f"http://{lab.vip}:{lab.stats_port}/"
+
+    def code(*auth: str) -> str:
+        return lab.client("curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "10",
+                          *auth, url).stdout.strip()
+
+    assert code() == "401"
+    assert code("-u", f"{lab.stats_user}:wrong-{lab.stats_password}") == "401"
+    assert code("-u", f"{lab.stats_user}:{lab.stats_password}") == "200"
+    assert "kubernetes-masters" in lab.stats_csv()
+
+
+def test_a_second_up_changes_nothing_and_refresh_finds_no_drift(lab):
+    assert planned_changes(lab) == {}
+    pulumi(lab, "preview", "--expect-no-changes", timeout=300)
+    pulumi(lab, "refresh", "--yes", "--expect-no-changes", timeout=300)
+    pulumi(lab, "preview", "--expect-no-changes", timeout=300)
+
+
+def test_changing_a_master_runs_only_the_haproxy_steps_and_drops_nothing(lab, figure):
+    # The new master is up before it is named, as in production (the lab's stand-in answers
+    # on every address of its namespace's loopback).
+    lab.client("ip", "addr", "replace", "10.99.5.104/32", "dev", "lo", check=True)
+    pulumi(lab, "config", "set", "--path", "hapx:masters[2].address", "10.99.5.104")
+    changed = planned_changes(lab)
+    assert set(changed) == {f"hapx-install-haproxy-{n}" for n in lab.nodes}, changed
+    took, summary = up_under_load(lab)
+    figure(f"VM lab: one master changed through `pulumi up` in {took:.0f} s: {summary['probes']} requests, "
+           f"{summary['failed']} failed")
+    assert summary["failed"] == 0 and not summary["outages"], summary
+    changed_lab = Lab("vm")
+    assert {"name": "kube-mast03", "address": "10.99.5.104", "port": 6443} in changed_lab.masters
+    wait_until("kube-mast03 UP at its new address in HAProxy's stats",
+               lambda: any(line.startswith("kubernetes-masters,kube-mast03,") and ",UP," in line
+                           for line in changed_lab.stats_csv().splitlines()), timeout=60, interval=2)
+    for node in lab.nodes:
+        assert "10.99.5.104:6443" in lab.exec(node, "sudo grep kube-mast03 /etc/haproxy/haproxy.cfg").stdout
+    pulumi(lab, "preview", "--expect-no-changes", timeout=300)
+
+
+def test_a_change_cloud_init_applies_rebuilds_both_vms_one_at_a_time(lab, figure):
+    """A new sshUser is applied by cloud-init, so both VMs are rebuilt on fresh disks; Pulumi
+    rebuilds them one after the other and a rebuilt node takes the VIP over before the next
+    goes, so a client polling throughout sees at most one failover's outage."""
+    before = Lab("vm")
+    pulumi(lab, "config", "set", "hapx:sshUser", "ops")
+    changed = planned_changes(lab)
+    for node in lab.nodes:
+        for part in ("domain", "disk", "cloudinit"):
+            assert any(op in changed.get(f"{node}-{part}", set()) for op in ("replace", "create-replacement")), \
+                (node, part, changed)
+    took, summary = up_under_load(lab)
+    outages = [o["outage_s"] for o in summary["outages"]]
+    figure(f"VM lab: both VMs rebuilt (sshUser changed) by `pulumi up` in {took:.0f} s: "
+           f"{summary['probes']} requests, {summary['failed']} failed, outages {outages} s")
+    assert len(outages) <= 1 and not summary["still_down"], summary
+    rebuilt = Lab("vm")
+    assert rebuilt.state["lab"]["ssh_user"] == "ops"
+    for node in rebuilt.nodes:
+        assert rebuilt.exec(node, "id -un").stdout.strip() == "ops"
+        assert rebuilt.exec(node, f"getent passwd {before.state['lab']['ssh_user']} || true").stdout.strip() == ""
+    settled_everywhere(rebuilt)
+    pulumi(lab, "preview", "--expect-no-changes", timeout=300)
+
+
+def test_hard_failover_and_rejoin_without_fail_back(lab, figure):
+    lab = Lab("vm")
+    victim = settled_everywhere(lab)
+    survivor = lab.other(victim)
+    # The outage is measured as the container tier measures it (1 s per request) ...
+    poller = Poller(lab, max_seconds=FAILOVER_BOUND_S + 120)
+    try:
+        poller.wait_for("ready", timeout=60)
+        mark = poller.mark()
+        t_kill = time.time()
+        lab.kill(victim)
+        poller.wait_for("down", timeout=30, after=mark)
+        up = poller.wait_for("up", timeout=FAILOVER_BOUND_S, after=mark)
+    finally:
+        summary = poller.stop()
+    assert not summary["still_down"], summary
+    assert lab.vip_node(ask=survivor) == survivor and lab.holds_vip(survivor)
+    # ... and the rejoin with the VM tier's patient client: a booting VM takes CPU from the
+    # emulated survivor, which may answer slowly but must not drop a request.
+    poller = Poller(lab, timeout=CLIENT_TIMEOUT_S, max_seconds=REJOIN_BOUND_S + 120)
+    try:
+        poller.wait_for("ready", timeout=60)
+        t_start = time.monotonic()
+        lab.start(victim)
+        wait_until(f"{victim} back with HAProxy", lambda: lab.settled(survivor), timeout=REJOIN_BOUND_S, interval=3)
+        rejoin = time.monotonic() - t_start
+        assert lab.vip_node(ask=victim) == survivor, "the VIP failed back"
+        assert lab.vip_holders() == [survivor]
+    finally:
+        summary = poller.stop()
+    figure(f"VM lab: {victim} destroyed, served from {survivor} after {up['t'] - t_kill:.2f} s "
+           f"(outage {up['outage_s']:.2f} s); rejoined in {rejoin:.0f} s")
+    assert summary["failed"] == 0 and not summary["outages"], f"the VIP dropped while {victim} rejoined: {summary}"
+
+
+def test_destroy_removes_everything_the_stack_made(lab, figure):
+    t0 = time.monotonic()
+    pulumi(lab, "destroy", "--yes", "--skip-preview", timeout=900)
+    figure(f"VM lab: `pulumi destroy` took {time.monotonic() - t0:.1f} s")
+    assert lab.ctl("virsh", "list", "--all", "--name").stdout.split() == []
+    volumes = lab.ctl("virsh", "vol-list", "default").stdout.splitlines()[2:]  # after the header
+    assert not [line for line in volumes if line.strip()], volumes
+    assert lab.ctl("virsh", "net-list", "--all", "--name").stdout.split() == []
+    export = json.loads(pulumi(lab, "stack", "export", timeout=120).stdout)
+    assert not export["deployment"].get("resources"), export["deployment"].get("resources")
