@@ -5,7 +5,7 @@ OUT ?= build/$(STACK)
 PYTEST := .venv/bin/python -m pytest
 
 .PHONY: help lab lab-down up destroy render check test unit validate containers-test vm-test \
-        containers containers-down bench bench-vm soak engine image clean
+        containers containers-down bench bench-vm soak soak-loaded engine image clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -65,6 +65,9 @@ bench-vm: ## the same on the VM lab (emulated: 10-50 times slower), 5 runs each
 
 soak: ## 10 minutes idle on the container lab: membership changes, VIP moves, failed requests
 	lab/soak --minutes 10
+
+soak-loaded: ## the same soak with every core of the host kept busy
+	lab/soak --minutes 10 --load
 
 engine: ## build the pulumi CLI and both provider plugins (cached under /var/cache/hapx)
 	scripts/build-engine

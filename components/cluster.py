@@ -34,8 +34,9 @@ class HaproxyClusterArgs:
 class HaproxyCluster(pulumi.ComponentResource):
     """Two or more Debian VMs joined by Corosync/Pacemaker, holding a VIP served by HAProxy."""
 
+    provider: libvirt.Provider
     nodes: dict[str, HaproxyNode]
-    steps: dict[str, command.remote.Command]
+    steps: dict[str, command.remote.Command]  # the bootstrap steps and the drains, by id
     network: Optional[libvirt.Network]
     base_volume: libvirt.Volume
     vip: pulumi.Output[str]
@@ -54,8 +55,8 @@ class HaproxyCluster(pulumi.ComponentResource):
         s = args.settings
         stack = pulumi.get_stack()
 
-        provider = libvirt.Provider(f"{name}-libvirt", uri=s.libvirt_uri, opts=pulumi.ResourceOptions(parent=self))
-        on_libvirt = pulumi.ResourceOptions(parent=self, providers=[provider])
+        self.provider = libvirt.Provider(f"{name}-libvirt", uri=s.libvirt_uri, opts=pulumi.ResourceOptions(parent=self))
+        on_libvirt = pulumi.ResourceOptions(parent=self, providers=[self.provider])
 
         secrets = self._secrets(name, args)
         self.ssh_private_key = secrets["ssh_private_key"]
@@ -170,6 +171,8 @@ class HaproxyCluster(pulumi.ComponentResource):
                 progress = True
             if not progress:
                 raise RuntimeError(f"bootstrap plan cannot be built: {[st.id for st in pending_steps]}")
+        for drain in bootstrap.drains(s):
+            steps[drain.id] = self._drain(name, s, drain, nodes[drain.node], secrets)
         return nodes, steps
 
     def _node(self, s: Settings, node: Node, secrets: dict, network_id: Optional[pulumi.Input[str]],
@@ -189,17 +192,36 @@ class HaproxyCluster(pulumi.ComponentResource):
             opts=on_libvirt,
         )
 
-    def _command(self, name: str, s: Settings, step: bootstrap.Step, node: HaproxyNode, secrets: dict,
-                 values: pulumi.Output, after: list[command.remote.Command]) -> command.remote.Command:
-        """The remote Command that runs one bootstrap step over SSH, pinned to the node's host key."""
-        host_key = secrets["host_keys"][step.node].apply(lambda k: k.key)
-        connection = command.remote.ConnectionArgs(
+    def _connection(self, s: Settings, step: bootstrap.Step, secrets: dict) -> command.remote.ConnectionArgs:
+        """SSH to the step's node with the stack's key, pinned to the node's host key."""
+        return command.remote.ConnectionArgs(
             host=str(s.node(step.node).ip),
             user=s.ssh_user,
             private_key=secrets["ssh_private_key"],
-            host_key=host_key,
+            host_key=secrets["host_keys"][step.node].apply(lambda k: k.key),
             dial_error_limit=DIAL_ERROR_LIMIT,
         )
+
+    def _drain(self, name: str, s: Settings, step: bootstrap.Step, node: HaproxyNode,
+               secrets: dict) -> command.remote.Command:
+        """A Command that only acts on delete: when its node's VM is about to be replaced (its
+        triggers follow the domain, and Pulumi deletes it before the domain, which is deleted
+        before it is replaced), it moves the VIP away. `pulumi destroy` skips it (deleted with
+        the provider), so a destroy never waits on a node."""
+        return command.remote.Command(
+            f"{name}-{step.id}",
+            connection=self._connection(s, step, secrets),
+            delete=step.command,
+            triggers=[node.domain.id],
+            add_previous_output_in_env=False,
+            logging=command.remote.Logging.STDOUT_AND_STDERR,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[node.domain], deleted_with=self.provider),
+        )
+
+    def _command(self, name: str, s: Settings, step: bootstrap.Step, node: HaproxyNode, secrets: dict,
+                 values: pulumi.Output, after: list[command.remote.Command]) -> command.remote.Command:
+        """The remote Command that runs one bootstrap step over SSH, pinned to the node's host key."""
+        connection = self._connection(s, step, secrets)
         stdin = None
         triggers: list = [bootstrap.digest(step.command), node.domain.id]
         if step.stdin is not None:

@@ -16,6 +16,10 @@ from hapx.settings import Node, Settings
 WAIT_READY_S = 1200
 WAIT_MEMBERS_S = 300
 WAIT_RESOURCES_S = 180
+WAIT_DRAIN_S = 120
+# How long a drain's ban keeps the VIP off its node: longer than the drain's wait plus the
+# moment Pulumi takes to destroy the VM after it.
+DRAIN_HOLD_S = 600
 
 STDIN_AUTHKEY = "corosync-authkey"
 STDIN_HAPROXY_CFG = "haproxy-cfg"
@@ -97,6 +101,13 @@ def plan(settings: Settings) -> list[Step]:
                 cluster_crm=rendering.cluster_crm(settings), timeout_s=WAIT_RESOURCES_S),
         after=("wait-members",)))
     return steps
+
+
+def drains(settings: Settings) -> list[Step]:
+    """One drain per node: run when its VM is about to be rebuilt, it moves the VIP away first."""
+    return [Step(f"drain-{n.name}", "drain", n.name,
+                 _script("drain", node=n, ids=rendering.CRM, timeout_s=WAIT_DRAIN_S, hold_s=DRAIN_HOLD_S))
+            for n in settings.nodes]
 
 
 def build_after(settings: Settings, node: Node) -> tuple[str, ...]:

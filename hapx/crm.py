@@ -14,13 +14,14 @@ class CrmIds:
     haproxy_clone: str = "haproxy-clone"
     colocation: str = "vip-with-haproxy"
     order: str = "haproxy-before-vip"
+    vip_location: str = "vip-off-the-dc"
     cluster_options: str = "cib-bootstrap-options"
     rsc_options: str = "rsc-options"
 
     @property
     def owned(self) -> tuple[str, ...]:
         """The top-level resources and constraints hapx owns: any other the configure step retires."""
-        return (self.vip, self.haproxy_clone, self.colocation, self.order)
+        return (self.vip, self.haproxy_clone, self.colocation, self.order, self.vip_location)
 
 
 CRM = CrmIds()

@@ -135,6 +135,10 @@ def render_all(settings: Settings, secrets: SecretValues, ssh_private_key: str, 
             "script": f"{base}.sh", "stdin": f"{base}.stdin" if stdin is not None else None,
             "after": list(step.after),
         })
+    for drain in bootstrap.drains(settings):
+        # Not a bootstrap step: Pulumi runs it before the node's VM is rebuilt (see components/).
+        _write(out / f"steps/{drain.id}.sh", "#!/usr/bin/env bash\n" + drain.script, 0o755)
+        _write(out / f"steps/{drain.id}.command", drain.command + "\n")
     plan = {
         "sshUser": settings.ssh_user,
         "vip": str(settings.vip),

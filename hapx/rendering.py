@@ -118,10 +118,25 @@ def haproxy_cfg(settings: Settings, stats_password: str) -> str:
     )
 
 
+# How long the DC waits after an event before it computes a transition (transition-delay):
+# long enough for the CIB writes it has just sent to come back through corosync (a few ms, tens
+# under load), short beside a failover. See templates/cluster.crm.j2.
+TRANSITION_DELAY_MS = 100
+PCMK_INFINITY = 1000000
+
+
+def vip_off_dc_score(settings: Settings) -> str:
+    """The VIP's preference for a node that is not the DC: above resource-stickiness, so the VIP
+    leaves the DC when another node is up; at most Pacemaker's INFINITY."""
+    score = settings.pacemaker.stickiness + 100
+    return "INFINITY" if score >= PCMK_INFINITY else str(score)
+
+
 def cluster_crm(settings: Settings) -> str:
-    """The crm configuration: properties, VIP, HAProxy, colocation, order."""
+    """The crm configuration: properties, VIP, HAProxy, colocation, order, the VIP off the DC."""
     return render_template("cluster.crm.j2", settings=settings, ids=CRM,
-                           agent=f"{OCF_AGENT_PROVIDER}:{OCF_AGENT_NAME}")
+                           agent=f"{OCF_AGENT_PROVIDER}:{OCF_AGENT_NAME}",
+                           transition_delay_ms=TRANSITION_DELAY_MS, off_dc_score=vip_off_dc_score(settings))
 
 
 def etc_hosts_block(settings: Settings) -> str:

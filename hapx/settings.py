@@ -79,13 +79,63 @@ class Vm:
     disk_gib: int = 10
 
 
+DEFAULT_TOKEN_MS = 1000
+# corosync adds token_coefficient (650 ms by default) to the token for every node beyond two
+# (exec/totemconfig.c, totem_volatile_config_read): the runtime token knet's timers follow.
+COROSYNC_TOKEN_COEFFICIENT_MS = 650
+# libknet 1.25 (Debian 12) sends pings and checks its links only once per heartbeat tick
+# (KNET_THREADS_TIMERES, 200 ms, libknet/threads_heartbeat.c): a link is declared down when, at a
+# tick, its last pong is older than knet_ping_timeout. Pings therefore go out every interval
+# rounded up to a tick, and a timeout must leave room for one such gap plus scheduling jitter.
+KNET_TICK_MS = 200
+KNET_JITTER_MARGIN_MS = 100
+# The shortest knet ping timers measured stable on the container lab (token 300 ms): corosync's
+# own derivation gave 75/150 ms there, and the link went down every ~9 s (a spurious partition).
+KNET_PING_INTERVAL_FLOOR_MS = 150
+KNET_PING_TIMEOUT_FLOOR_MS = 300
+
+
+def corosync_runtime_token_ms(token_ms: int, node_count: int) -> int:
+    """The token corosync runs with: the configured one plus token_coefficient per node beyond two."""
+    return token_ms + max(0, node_count - 2) * COROSYNC_TOKEN_COEFFICIENT_MS
+
+
+def min_knet_ping_timeout_ms(interval_ms: int) -> int:
+    """The shortest safe knet ping timeout for an interval: the time between two pings (the
+    interval rounded up to libknet's 200 ms tick) plus a margin for scheduling jitter. The
+    pair measured stable at token 300 ms (150/300 ms) has exactly that margin; corosync's own
+    75/150 ms, which flapped, is 50 ms short of the gap."""
+    return -(-interval_ms // KNET_TICK_MS) * KNET_TICK_MS + KNET_JITTER_MARGIN_MS
+
+
+def default_knet_ping_timers(token_ms: int, node_count: int) -> tuple[int, int]:
+    """knet ping (interval, timeout) in ms derived from the token the way corosync 3.1 does
+    (runtime token / (knet_pong_count * 2) and / knet_pong_count, pong count 2: token/4 and
+    token/2, exec/totemconfig.c calc_knet_ping_timers), made safe: never below what was
+    measured stable (150/300 ms), and where token/4 rounded up to libknet's tick would leave
+    the timeout less than the margin above the gap between pings (a runtime token between 800
+    and 1000 ms), the interval drops to the longest that keeps it. So for runtime tokens of
+    600-800 ms and from 1000 ms up they are corosync's own."""
+    token = corosync_runtime_token_ms(token_ms, node_count)
+    interval = max(KNET_PING_INTERVAL_FLOOR_MS, token // 4)
+    timeout = max(KNET_PING_TIMEOUT_FLOOR_MS, token // 2)
+    if timeout < min_knet_ping_timeout_ms(interval):
+        interval = max(KNET_PING_INTERVAL_FLOOR_MS,
+                       (timeout - KNET_JITTER_MARGIN_MS) // KNET_TICK_MS * KNET_TICK_MS)
+    return interval, timeout
+
+
 @dataclass(frozen=True)
 class Corosync:
-    """Totem timers (ms). consensus must exceed token; corosync's own default is 1.2 x token."""
+    """Totem timers (ms). consensus must exceed token; corosync's own default is 1.2 x token.
+    knet's ping timers default to corosync's derivation from the token, floored (see
+    default_knet_ping_timers)."""
 
-    token_ms: int = 3000
-    consensus_ms: int = 3600
+    token_ms: int = 1000
+    consensus_ms: int = 1200
     cluster_name: str = "hapx"
+    knet_ping_interval_ms: int = 250
+    knet_ping_timeout_ms: int = 500
 
 
 @dataclass(frozen=True)
@@ -219,7 +269,7 @@ class _Reader:
 _SECTION_KEYS = {
     "network": {"mode", "name", "cidr", "gateway", "dnsServers", "domain"},
     "vm": {"vcpus", "memoryMiB", "diskGiB"},
-    "corosync": {"tokenMs", "consensusMs", "clusterName"},
+    "corosync": {"tokenMs", "consensusMs", "clusterName", "knetPingIntervalMs", "knetPingTimeoutMs"},
     "haproxy": {
         "frontendPort", "statsPort", "statsUser", "healthCheck", "healthCheckPath",
         "checkIntervalMs", "checkFall", "checkRise", "timeoutConnectMs", "timeoutClientMs",
@@ -409,13 +459,38 @@ def settings_from_dict(raw: Mapping[str, Any]) -> Settings:
     )
 
     co_src = r.section("corosync")
-    token = r.integer(co_src, "tokenMs", "corosync.tokenMs", 3000, 300, 60000)
+    # hapx's default token is 1000 ms, not corosync's 3000: with consensus 1200 a dead node is
+    # declared lost after 2.2 s (a failover of about 2.5 s, faster than keepalived's ~3.6 s), and
+    # 10-minute soaks idle and under load showed no spurious membership change (README).
+    token = r.integer(co_src, "tokenMs", "corosync.tokenMs", DEFAULT_TOKEN_MS, 300, 60000)
     consensus = r.integer(co_src, "consensusMs", "corosync.consensusMs", int(token * 1.2), 360, 72000)
     if "consensusMs" in co_src and consensus <= token:
         r.fail("corosync.consensusMs", f"must be greater than corosync.tokenMs ({token}), got {consensus}")
     cluster_name = r.string(co_src, "clusterName", "corosync.clusterName", "hapx")
     if cluster_name is not None and not re.match(r"^[A-Za-z0-9_-]{1,32}$", cluster_name):
         r.fail("corosync.clusterName", f"{cluster_name!r}: use up to 32 letters, digits, '-' or '_'")
+    interval_default, timeout_default = default_knet_ping_timers(token, max(2, len(nodes)))
+    ping_interval = r.integer(co_src, "knetPingIntervalMs", "corosync.knetPingIntervalMs", interval_default,
+                              KNET_PING_INTERVAL_FLOOR_MS, 60000)
+    ping_timeout = r.integer(co_src, "knetPingTimeoutMs", "corosync.knetPingTimeoutMs", timeout_default,
+                             KNET_PING_TIMEOUT_FLOOR_MS, 120000)
+    # corosync.conf(5): the two are a pair. One given alone is checked against the other's default.
+    timeout_given = "knetPingTimeoutMs" in co_src
+    timeout_text = f"{ping_timeout} ms" + ("" if timeout_given else ", derived from corosync.tokenMs")
+    if ping_interval >= ping_timeout:
+        r.fail("corosync.knetPingIntervalMs",
+               f"must be less than corosync.knetPingTimeoutMs ({timeout_text}), got {ping_interval}")
+    elif ping_timeout < min_knet_ping_timeout_ms(ping_interval):
+        why = (f"libknet sends pings and checks links only every {KNET_TICK_MS} ms, so a timeout shorter "
+               f"than the gap between two pings plus {KNET_JITTER_MARGIN_MS} ms declares a healthy link down")
+        if timeout_given:
+            r.fail("corosync.knetPingTimeoutMs",
+                   f"must be at least {min_knet_ping_timeout_ms(ping_interval)} with corosync.knetPingIntervalMs "
+                   f"{ping_interval}, got {ping_timeout}: {why}")
+        else:
+            r.fail("corosync.knetPingIntervalMs",
+                   f"{ping_interval} needs corosync.knetPingTimeoutMs of at least "
+                   f"{min_knet_ping_timeout_ms(ping_interval)} ({timeout_text}): set both; {why}")
 
     hp = r.section("haproxy")
     haproxy = Haproxy(
@@ -452,7 +527,8 @@ def settings_from_dict(raw: Mapping[str, Any]) -> Settings:
         vip=vip, nodes=nodes, masters=masters, network=network, libvirt_uri=libvirt_uri,
         domain_type=domain_type, base_image=base_image, storage_pool=storage_pool,
         ssh_user=ssh_user, interface=interface, vm=vm,
-        corosync=Corosync(token, consensus, cluster_name), haproxy=haproxy, pacemaker=pacemaker,
+        corosync=Corosync(token, consensus, cluster_name, ping_interval, ping_timeout),
+        haproxy=haproxy, pacemaker=pacemaker,
     )
 
 

@@ -522,6 +522,7 @@ def kill(state: dict, node: str) -> None:
     (the node vanishes from the link); then every process left in its cgroup."""
     n = check_node(state, node)
     init = container_init(node)
+    killed_at = time.time()
     for pid in (init, n.get("pid") if nspawn_alive(state, node) else None):
         if pid:
             try:
@@ -531,7 +532,7 @@ def kill(state: dict, node: str) -> None:
     if link_exists(state["ns"], n["port"]):
         ip(state["ns"], "link", "delete", n["port"], check=False)
     kill_cgroups(lab_cgroups(node))
-    log(f"{node} killed (init {init or 'gone'}, nspawn {n.get('pid')}); its port {n['port']} is gone")
+    log(f"{node} killed at {killed_at:.3f} (init {init or 'gone'}, nspawn {n.get('pid')}); its port {n['port']} is gone")
 
 
 def start(state: dict, node: str) -> None:

@@ -8,6 +8,7 @@ Everything goes through lab/labctl, so client traffic runs inside the lab's netw
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -94,8 +95,11 @@ class Lab:
     def client(self, *argv: str, timeout: float = 30, check: bool = False) -> subprocess.CompletedProcess:
         return self.ctl("client", "--", *argv, timeout=timeout, check=check)
 
-    def kill(self, node: str) -> None:
-        self.ctl("kill", node, timeout=120)
+    def kill(self, node: str) -> float | None:
+        """Power loss of a node; the wall-clock time of the kill as the backend reports it."""
+        res = self.ctl("kill", node, timeout=120)
+        m = re.search(r"killed at (\d+\.\d+)", res.stderr or "")
+        return float(m.group(1)) if m else None
 
     def start(self, node: str) -> None:
         self.ctl("start", node, timeout=120)
@@ -160,6 +164,14 @@ class Lab:
         """How many memberships corosync has formed on each node since it started."""
         cmd = "sudo journalctl -u corosync -o cat --no-pager | grep -c 'A new membership' || true"
         return {n: int(self.exec(n, cmd).stdout.strip() or 0) for n in self.nodes}
+
+
+def served_throughout(summary: dict, max_blip_s: float) -> bool:
+    """The VIP took every connection a poller tried, and no run of failed requests lasted
+    longer than max_blip_s: a planned move of the VIP breaks the requests in flight at that
+    instant (their connections reach the new node), nothing more."""
+    return (summary["refused"] == 0 and not summary["still_down"]
+            and all(o["outage_s"] <= max_blip_s for o in summary["outages"]))
 
 
 class Poller:

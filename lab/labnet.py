@@ -25,6 +25,7 @@ SSH_OPTS = ["-F", "/dev/null", "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes"
             "-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=6", "-o", "LogLevel=ERROR"]
 STEP_TIMEOUT_S = int(os.environ.get("HAPX_LAB_STEP_TIMEOUT", "900"))
 STANDIN_TIMEOUT_S = 20
+SSH_DIAL_S = 60  # how long a step's SSH connection is retried before the step fails
 
 
 class LabError(Exception):
@@ -258,7 +259,13 @@ def run_steps(state: dict, render: Path, timings: dict | None = None) -> None:
     def one(step: dict) -> tuple[float, str]:
         stdin = str(render / step["stdin"]) if step.get("stdin") else None
         t0 = time.monotonic()
-        res = ssh(state, step["node"], step["command"], timeout=STEP_TIMEOUT_S, check=False, stdin_file=stdin)
+        while True:
+            res = ssh(state, step["node"], step["command"], timeout=STEP_TIMEOUT_S, check=False, stdin_file=stdin)
+            # 255 with no output: ssh could not connect (sshd restarting at the end of a boot),
+            # the step never ran. Dial again for a while, as pulumi-command does.
+            if res.returncode != 255 or res.stdout or time.monotonic() - t0 > SSH_DIAL_S:
+                break
+            time.sleep(1)
         took = time.monotonic() - t0
         if res.returncode != 0:
             raise LabError(f"step {step['id']} on {step['node']} failed (exit {res.returncode}) after "

@@ -320,7 +320,9 @@ def domain(state: dict, node: str) -> str:
 
 def kill(state: dict, node: str) -> None:
     """Power loss: the node's VM destroyed (not shut down)."""
+    t0 = time.time()
     virsh(state, "destroy", domain(state, node), timeout=120)
+    log(f"{node} killed at {t0:.3f} (virsh destroy)")
 
 
 def start(state: dict, node: str) -> None:

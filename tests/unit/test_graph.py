@@ -41,7 +41,7 @@ def test_resource_counts(dev_graph, three_graph):
         assert len(graph.of_type(CLOUDINIT)) == n
         assert len(graph.of_type(VOLUME)) == n + 1  # one base, one disk per node
         assert len(graph.of_type(NETWORK)) == 1
-        assert len(graph.of_type(COMMAND)) == 4 * n + 2
+        assert len(graph.of_type(COMMAND)) == 4 * n + 2 + n  # the bootstrap steps and a drain per node
 
 
 def test_every_disk_is_cloned_from_the_one_base_volume(three_graph):
@@ -161,10 +161,32 @@ def test_commands_connect_safely(dev_graph):
         assert conn["dialErrorLimit"] >= 60
         assert "connection" in dev_graph.secret_inputs[name]  # it carries the private key
         assert cmd.inputs["addPreviousOutputInEnv"] is False
+        if "-drain-" in name:
+            continue  # see test_drains_act_only_when_their_node_is_replaced
         opts = dev_graph.opts[name]
         assert opts.deleted_with is not None and opts.deleted_with._name.endswith("-domain")
         triggers = cmd.inputs["triggers"]
         assert len(triggers) >= 2 and triggers[1].endswith("-domain-id")
+
+
+def test_drains_act_only_when_their_node_is_replaced(dev_graph):
+    """A drain per node: nothing on create, the drain script on delete; its trigger is the
+    domain (replaced with it, and deleted before it); deleted with the provider, so `pulumi
+    destroy` never runs it."""
+    from hapx import bootstrap
+    from hapx.settings import load_stack_file, settings_from_dict
+    from tests.conftest import PROJECT
+
+    settings = settings_from_dict(load_stack_file(str(PROJECT / "Pulumi.dev.yaml")))
+    for drain in bootstrap.drains(settings):
+        name = f"hapx-{drain.id}"
+        cmd = dev_graph.resources[name]
+        assert "create" not in cmd.inputs and "update" not in cmd.inputs
+        assert cmd.inputs["delete"] == drain.command
+        assert cmd.inputs["triggers"] == [f"{drain.node}-domain-id"]
+        assert dev_graph.depends_on[name] == {f"{drain.node}-domain"}
+        assert dev_graph.opts[name].deleted_with._name == "hapx-libvirt"
+        assert "crm_resource --ban --resource vip --node " + drain.node in drain.script
 
 
 def test_secrets_travel_on_stdin_and_stay_secret(dev_graph):
@@ -172,10 +194,10 @@ def test_secrets_travel_on_stdin_and_stay_secret(dev_graph):
     for name, cmd in g.of_type(COMMAND).items():
         if "-join-" in name or "install-haproxy" in name:
             assert "stdin" in g.secret_inputs[name]
-        assert "stats auth" not in cmd.inputs["create"]
+        assert "stats auth" not in cmd.inputs.get("create", cmd.inputs.get("delete"))
     stats_password = g.outputs["statsPassword"]
     for name, cmd in g.of_type(COMMAND).items():
-        assert stats_password not in cmd.inputs["create"]
+        assert stats_password not in cmd.inputs.get("create", cmd.inputs.get("delete"))
         assert stats_password not in str(cmd.inputs["triggers"])
     for name in g.of_type(CLOUDINIT):
         assert "user_data" in g.secret_inputs[name]
@@ -210,8 +232,7 @@ def test_changing_a_master_changes_only_the_haproxy_steps(dev_config):
     changed = set()
     for name, cmd in before.of_type(COMMAND).items():
         other = after.resources[name]
-        if (cmd.inputs["create"], cmd.inputs.get("stdin"), cmd.inputs["triggers"]) != (
-                other.inputs["create"], other.inputs.get("stdin"), other.inputs["triggers"]):
+        if any(cmd.inputs.get(k) != other.inputs.get(k) for k in ("create", "delete", "stdin", "triggers")):
             changed.add(name)
     assert changed == {"hapx-install-haproxy-hapx-node01", "hapx-install-haproxy-hapx-node02"}
     for kind in (DOMAIN, VOLUME, CLOUDINIT, NETWORK):

@@ -84,7 +84,7 @@ def test_instance_id_follows_everything_cloud_init_applies(dev_config, secrets, 
 
 @pytest.mark.parametrize("change", [
     lambda c: c["masters"].append({"name": "kube-mast04", "address": "kube-mast04", "port": 6443}),
-    lambda c: c.__setitem__("corosync", {"tokenMs": 1000}),
+    lambda c: c.__setitem__("corosync", {"tokenMs": 2000}),
     lambda c: c.__setitem__("haproxy", {"timeoutConnectMs": 4000}),
     lambda c: c.__setitem__("vm", {"memoryMiB": 2048}),
     lambda c: c["nodes"].append({"name": "hapx-node03", "ip": "192.168.4.23"}),
@@ -115,6 +115,28 @@ def test_corosync_conf_two_node_quorum_and_crypto(dev, three_node_config):
     three = rendering.corosync_conf(settings_from_dict(three_node_config))
     assert "two_node" not in three
     assert three.count("node {") == 3
+
+
+def _totem_interface(conf: str) -> list[str]:
+    """The lines of totem's interface block (indented, between `interface {` and its `}`)."""
+    totem = conf[conf.index("totem {"):conf.index("\n}\n", conf.index("totem {"))]
+    block = totem[totem.index("    interface {\n") + len("    interface {\n"):]
+    return [line.strip() for line in block[:block.index("    }")].splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize("corosync, expected", [
+    ({}, ["linknumber: 0", "knet_ping_interval: 250", "knet_ping_timeout: 500"]),
+    ({"tokenMs": 3000}, ["linknumber: 0", "knet_ping_interval: 750", "knet_ping_timeout: 1500"]),
+    ({"tokenMs": 300, "consensusMs": 360}, ["linknumber: 0", "knet_ping_interval: 150", "knet_ping_timeout: 300"]),
+    ({"tokenMs": 300, "knetPingIntervalMs": 200, "knetPingTimeoutMs": 450},
+     ["linknumber: 0", "knet_ping_interval: 200", "knet_ping_timeout: 450"]),
+])
+def test_corosync_conf_carries_the_knet_ping_timers_in_totem(dev_config, corosync, expected):
+    cfg = copy.deepcopy(dev_config)
+    cfg["corosync"] = corosync
+    conf = rendering.corosync_conf(settings_from_dict(cfg))
+    assert _totem_interface(conf) == expected
+    assert conf.count("knet_ping_interval:") == conf.count("knet_ping_timeout:") == 1
 
 
 def test_haproxy_cfg_balances_masters_with_the_chosen_check(dev_config):

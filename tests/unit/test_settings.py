@@ -4,7 +4,8 @@ import copy
 
 import pytest
 
-from hapx.settings import SettingsError, default_mac, settings_from_dict
+from hapx.settings import (Corosync, SettingsError, default_knet_ping_timers, default_mac, min_knet_ping_timeout_ms,
+                           settings_from_dict)
 
 
 def problems(cfg: dict) -> list[str]:
@@ -70,6 +71,18 @@ def test_default_mac_is_stable_and_local():
     (lambda c: c.update(haproxy={"timeoutClientMs": 10}), "hapx:haproxy.timeoutClientMs", "between"),
     (lambda c: c.update(corosync={"tokenMs": 100}), "hapx:corosync.tokenMs", "between"),
     (lambda c: c.update(corosync={"tokenMs": 2000, "consensusMs": 2000}), "hapx:corosync.consensusMs", "greater than"),
+    (lambda c: c.update(corosync={"knetPingIntervalMs": 75}), "hapx:corosync.knetPingIntervalMs", "between 150"),
+    (lambda c: c.update(corosync={"knetPingTimeoutMs": 150}), "hapx:corosync.knetPingTimeoutMs", "between 300"),
+    (lambda c: c.update(corosync={"knetPingIntervalMs": "fast"}), "hapx:corosync.knetPingIntervalMs", "integer"),
+    (lambda c: c.update(corosync={"knetPingIntervalMs": 500, "knetPingTimeoutMs": 500}),
+     "hapx:corosync.knetPingIntervalMs", "less than corosync.knetPingTimeoutMs (500 ms)"),
+    (lambda c: c.update(corosync={"tokenMs": 600, "knetPingIntervalMs": 400}),
+     "hapx:corosync.knetPingIntervalMs", "less than corosync.knetPingTimeoutMs (300 ms, derived from corosync.tokenMs)"),
+    (lambda c: c.update(corosync={"knetPingIntervalMs": 250, "knetPingTimeoutMs": 400}),
+     "hapx:corosync.knetPingTimeoutMs", "at least 500 with corosync.knetPingIntervalMs 250"),
+    (lambda c: c.update(corosync={"tokenMs": 1000, "knetPingIntervalMs": 450}),
+     "hapx:corosync.knetPingIntervalMs", "needs corosync.knetPingTimeoutMs of at least 700 (500 ms, derived"),
+    (lambda c: c.update(corosync={"knetPingMs": 100}), "hapx:corosync.knetPingMs", "unknown setting"),
     (lambda c: c.update(vm={"memoryMiB": 128}), "hapx:vm.memoryMiB", "between"),
     (lambda c: c.update(vm={"vcpus": 0}), "hapx:vm.vcpus", "between"),
     (lambda c: c.update(vm={"cores": 2}), "hapx:vm.cores", "unknown setting"),
@@ -108,3 +121,71 @@ def test_consensus_defaults_to_corosyncs_rule(dev_config):
     cfg = copy.deepcopy(dev_config)
     cfg["corosync"] = {"tokenMs": 1000}
     assert settings_from_dict(cfg).corosync.consensus_ms == 1200
+
+
+@pytest.mark.parametrize("token, nodes, expected", [
+    # Below token 600 corosync's own token/4 and token/2 flap (measured at 300: 75/150 ms).
+    (300, 2, (150, 300)),
+    (400, 2, (150, 300)),
+    # From token 600 (two nodes) on they are corosync's own.
+    (600, 2, (150, 300)),
+    (800, 2, (200, 400)),
+    # Between 800 and 1000 token/4 rounds up to two of libknet's 200 ms ticks, too close to
+    # token/2: the interval drops to one tick.
+    (900, 2, (200, 450)),
+    (1000, 2, (250, 500)),
+    (1500, 2, (375, 750)),
+    (3000, 2, (750, 1500)),
+    (3001, 2, (750, 1500)),
+    # With more than two nodes corosync adds token_coefficient (650 ms) per extra node first.
+    (300, 3, (200, 475)),
+    (3000, 3, (912, 1825)),
+])
+def test_knet_ping_timers_follow_corosyncs_rule_with_a_floor(token, nodes, expected):
+    assert default_knet_ping_timers(token, nodes) == expected
+
+
+def test_derived_knet_ping_timers_always_pass_their_own_rules():
+    for nodes in (2, 3, 5):
+        for token in range(300, 10001):
+            interval, timeout = default_knet_ping_timers(token, nodes)
+            assert 150 <= interval < timeout and timeout >= max(300, min_knet_ping_timeout_ms(interval))
+            runtime = token + (nodes - 2) * 650
+            if runtime >= 1000 or 600 <= runtime <= 800:
+                assert (interval, timeout) == (runtime // 4, runtime // 2), (token, nodes)
+
+
+def test_default_timers_fail_over_faster_than_keepalived(dev_config):
+    """Untuned, a dead node is declared lost after token + consensus = 2.2 s (keepalived: ~3.6 s)."""
+    co = settings_from_dict(dev_config).corosync
+    assert (co.token_ms, co.consensus_ms) == (1000, 1200)
+    assert co == Corosync()  # the dataclass's defaults are the settings' defaults
+
+
+def test_knet_ping_timers_default_from_the_token(dev_config, three_node_config):
+    assert (settings_from_dict(dev_config).corosync.knet_ping_interval_ms,
+            settings_from_dict(dev_config).corosync.knet_ping_timeout_ms) == (250, 500)
+    cfg = copy.deepcopy(dev_config)
+    cfg["corosync"] = {"tokenMs": 300, "consensusMs": 360}
+    co = settings_from_dict(cfg).corosync
+    assert (co.knet_ping_interval_ms, co.knet_ping_timeout_ms) == (150, 300)
+    cfg = copy.deepcopy(three_node_config)
+    cfg["corosync"] = {"tokenMs": 1000}
+    co = settings_from_dict(cfg).corosync
+    assert (co.knet_ping_interval_ms, co.knet_ping_timeout_ms) == (412, 825)
+
+
+def test_knet_ping_timers_can_be_set(dev_config):
+    cfg = copy.deepcopy(dev_config)
+    cfg["corosync"] = {"tokenMs": 300, "knetPingIntervalMs": 200, "knetPingTimeoutMs": 400}
+    co = settings_from_dict(cfg).corosync
+    assert (co.knet_ping_interval_ms, co.knet_ping_timeout_ms) == (200, 400)
+    # One alone is checked against the other's derived value: 500 ms suits 1000's interval 250.
+    cfg["corosync"] = {"tokenMs": 1000, "knetPingTimeoutMs": 800}
+    co = settings_from_dict(cfg).corosync
+    assert (co.knet_ping_interval_ms, co.knet_ping_timeout_ms) == (250, 800)
+
+
+@pytest.mark.parametrize("interval, shortest", [(150, 300), (200, 300), (201, 500), (750, 900), (1000, 1100)])
+def test_shortest_knet_ping_timeout_leaves_a_tick_between_pings(interval, shortest):
+    assert min_knet_ping_timeout_ms(interval) == shortest

@@ -742,6 +742,18 @@ def set_standby(cib: Path, out: Path, node: str) -> Path:
     return out
 
 
+def set_dc(cib: Path, out: Path, node: str) -> Path:
+    """A copy of `cib` in which `node` is the DC (the cib element's dc-uuid names its node id,
+    as the controller records it): the scheduler then gives `node` #is_dc=true."""
+    tree = parse_xml(cib)
+    found = [n for n in tree.getroot().iterfind("configuration/nodes/node") if n.get("uname") == node]
+    if len(found) != 1:
+        raise RuntimeError(f"{len(found)} nodes named {node} in {cib}, not one")
+    tree.getroot().set("dc-uuid", found[0].get("id"))
+    tree.write(out, encoding="unicode")
+    return out
+
+
 Placement = dict[str, tuple[str, ...]]
 
 

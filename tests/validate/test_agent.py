@@ -68,8 +68,11 @@ def test_start_publishes_the_address_and_announces_it(link, tmp_path):
     print(f"\nocf:hapx:ipaddr start took {(time.monotonic() - t0) * 1000:.0f} ms")
     assert f"inet {VIP}/24" in addresses(node)
     assert agent(node, "monitor", tmp_path, **params).returncode == 0
-    # The peer learns the address's MAC from the gratuitous ARP alone (it never asked).
+    # The peer learns the address's MAC from the gratuitous ARP alone (it never asked), and
+    # from the first one before start returns (in a planned move the old node then lets go).
     node_mac = harness.run_ok(["ip", "-n", node, "-br", "link", "show", "eth0"]).stdout.split()[2]
+    assert node_mac in harness.run_ok(["ip", "-n", peer, "neigh", "show", VIP]).stdout, \
+        "start returned before its first gratuitous ARP reached the peer"
     deadline = time.monotonic() + 5
     neigh = ""
     while time.monotonic() < deadline:

@@ -2,6 +2,7 @@
 list, timers and quorum section are the stack's."""
 
 import base64
+import re
 
 import pytest
 
@@ -62,6 +63,15 @@ def test_corosync_conf_matches_the_stack(stack):
     assert totem.value("keyfile") == rendering.DEFAULT_KEYFILE
     assert int(totem.value("token")) == s.corosync.token_ms
     assert int(totem.value("consensus")) == s.corosync.consensus_ms > s.corosync.token_ms
+    # knet's ping timers, set for link 0 (the only one): never below 150/300 ms, and the
+    # timeout longer than the interval.
+    interfaces = totem.all("interface")
+    assert len(interfaces) == 1
+    link = interfaces[0]
+    assert link.value("linknumber") == "0"
+    interval, timeout = int(link.value("knet_ping_interval")), int(link.value("knet_ping_timeout"))
+    assert (interval, timeout) == (s.corosync.knet_ping_interval_ms, s.corosync.knet_ping_timeout_ms)
+    assert 150 <= interval < timeout and timeout >= 300
     quorum = conf.section("quorum")
     assert quorum.value("provider") == "corosync_votequorum"
     assert quorum.value("two_node") == ("1" if len(s.nodes) == 2 else None)
@@ -77,7 +87,8 @@ def test_corosync_conf_matches_the_stack(stack):
     (lambda t: t[:t.rindex("}")] + t[t.rindex("}") + 1:], "Missing closing brace"),
     (lambda t: t.replace("transport: knet", "transport: knot", 1), "Invalid transport type"),
     (lambda t: t.replace("crypto_cipher: aes256", "crypto_cipher: rot13", 1), "Invalid cipher type"),
-], ids=["content-after-brace", "missing-brace", "unknown-transport", "unknown-cipher"])
+    (lambda t: re.sub(r"knet_ping_interval: \d+", "knet_ping_interval: fast", t, count=1), "knet_ping_interval"),
+], ids=["content-after-brace", "missing-brace", "unknown-transport", "unknown-cipher", "ping-interval-not-a-number"])
 def test_corosync_check_rejects_a_broken_conf(dev_stack, work, breakage, words):
     key, conf = key_and_conf(dev_stack, work)
     node = dev_stack.settings.nodes[0]

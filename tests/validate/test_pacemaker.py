@@ -233,22 +233,76 @@ def test_failover_moves_only_the_vip(stack, failed_over):
     assert sim.ops(HAPROXY) == []
 
 
-def test_returning_node_gets_haproxy_back_but_not_the_vip(stack, failed_over, work):
-    """The failed node comes back (rebooted, with no resource history): stickiness keeps the
-    VIP where it is; HAProxy starts on the returning node, the others keep theirs running."""
+def test_returning_node_gets_haproxy_back_and_then_the_vip_make_before_break(stack, failed_over, work):
+    """The failed node comes back (rebooted, with no resource history) while the survivor that
+    runs the VIP is the DC (it is: it outlived its peer): HAProxy starts on the returning node,
+    then the VIP migrates to it (off the DC, make-before-break: migrate_to, migrate_from, and only
+    then the stop on the DC); no other HAProxy stops or starts. Without a DC recorded, stickiness
+    keeps the VIP where it is."""
     failed, holder = failed_over
     nodes = node_names(stack)
     survivor = harness.placed_with(failed.placement, VIP, CLONE)
     shutil.copy(failed.cib_out, work / "rebooted.xml")
     harness.forget_node_history(work / "rebooted.xml", holder)
-    back = harness.simulate(work / "rebooted.xml", work / "back.xml", up=[holder])
-    assert harness.placed_with(back.placement, VIP, CLONE) == survivor
-    assert back.ops(VIP) == [], f"the returning node moved the VIP: {back.actions}"
+    no_dc = harness.simulate(work / "rebooted.xml", work / "back-no-dc.xml", up=[holder])
+    assert harness.placed_with(no_dc.placement, VIP, CLONE) == survivor
+    assert no_dc.ops(VIP) == [], f"the returning node moved the VIP: {no_dc.actions}"
+    back = harness.simulate(harness.set_dc(work / "rebooted.xml", work / "rebooted-dc.xml", survivor),
+                            work / "back.xml", up=[holder])
     harness.running_on(back.placement, CLONE, nodes)
     assert back.ops(HAPROXY) == [("start", holder)]
     for node in nodes:
         if node != holder:
             harness.check_untouched(back, HAPROXY, node)
+    if len(nodes) == 2:
+        assert harness.placed_with(back.placement, VIP, CLONE) == holder
+    target = harness.placed_with(back.placement, VIP, CLONE)
+    assert target != survivor
+    assert back.ops(VIP) == [("migrate_to", survivor), ("migrate_from", target), ("stop", survivor)], back.actions
+    migrate_from = back.graph.key(VIP, "migrate_from", target)
+    assert back.graph.waits_for(migrate_from, back.graph.key(HAPROXY, "start", holder)) or target != holder
+    assert back.graph.waits_for(back.graph.key(VIP, "stop", survivor), migrate_from)
+
+
+def test_vip_leaves_the_dc_make_before_break(stack, cluster_up, work):
+    """All nodes up and the VIP's node is the DC: the VIP migrates to another node (the location
+    rule on #is_dc outscores stickiness), make-before-break; HAProxy is left alone everywhere."""
+    up, holder = cluster_up
+    sim = harness.simulate(harness.set_dc(up.cib_out, work / "dc-in.xml", holder), work / "off-dc.xml")
+    target = harness.placed_with(sim.placement, VIP, CLONE)
+    assert target != holder
+    assert sim.ops(VIP) == [("migrate_to", holder), ("migrate_from", target), ("stop", holder)], sim.actions
+    assert sim.ops(HAPROXY) == [], sim.actions
+    assert sim.graph.waits_for(sim.graph.key(VIP, "stop", holder), sim.graph.key(VIP, "migrate_from", target))
+
+
+def test_a_dc_left_alone_still_runs_the_vip(stack, cluster_up, work):
+    """The VIP's node fails and the survivor is the DC: the DC starts the VIP (the rule only adds
+    a bonus elsewhere, it never bans the DC)."""
+    up, holder = cluster_up
+    survivors = [n for n in node_names(stack) if n != holder]
+    dc = survivors[0]
+    sim = harness.simulate(harness.set_dc(up.cib_out, work / "dc-in.xml", dc), work / "dc-failed.xml", fail=[holder])
+    where = harness.placed_with(sim.placement, VIP, CLONE)
+    assert where in survivors
+    if len(survivors) == 1:
+        assert where == dc and sim.ops(VIP) == [("start", dc)], sim.actions
+    assert sim.ops(HAPROXY) == []
+
+
+def test_vip_off_dc_rule_and_transition_delay(stack, loaded_cib):
+    """The loaded CIB carries the VIP's preference for a node that is not the DC (a rule on
+    #is_dc, scored above resource-stickiness) and the DC's transition-delay (100 ms)."""
+    root = harness.cib_root(loaded_cib)
+    (loc,) = [c for c in root.iter("rsc_location") if c.get("id") == rendering.CRM.vip_location]
+    assert loc.get("rsc") == VIP
+    (rule,) = loc.iter("rule")
+    score = rule.get("score")
+    assert score == "INFINITY" or int(score) > stack.settings.pacemaker.stickiness
+    (expr,) = rule.iter("expression")
+    assert (expr.get("attribute"), expr.get("operation"), expr.get("value")) == ("#is_dc", "eq", "false")
+    props = {nv.get("name"): nv.get("value") for nv in root.find("configuration/crm_config").iter("nvpair")}
+    assert props["transition-delay"] == "100ms"
 
 
 def test_standby_moves_only_the_vip_make_before_break(stack, cluster_up, work):

@@ -3,6 +3,7 @@ passes shellcheck (0.9, `-s bash`), with no code excluded."""
 
 import pytest
 
+from hapx import bootstrap
 from tests.validate import harness
 from tests.validate.harness import CheckFailed
 
@@ -17,8 +18,9 @@ def test_step_files_pass_bash_n_and_shellcheck(stack):
 
 
 def test_step_scripts_pass_bash_n_and_shellcheck(stack, work):
-    """Each Step.script exactly as the Command resources run it (`bash -c SCRIPT`, no shebang)."""
-    for step in stack.steps:
+    """Each Step.script exactly as the Command resources run it (`bash -c SCRIPT`, no shebang),
+    the drains (run before a node's VM is rebuilt) too."""
+    for step in [*stack.steps, *bootstrap.drains(stack.settings)]:
         path = work / f"{step.id}.bash"
         path.write_text(step.script)
         harness.check_shell(path, shell="bash")
@@ -30,7 +32,7 @@ def test_step_command_lines_pass_bash_n_and_shellcheck(stack, work):
     import shlex
 
     secrets = [stack.secrets.corosync_authkey, stack.secrets.stats_password]
-    for step in stack.steps:
+    for step in [*stack.steps, *bootstrap.drains(stack.settings)]:
         path = work / f"{step.id}.command"
         path.write_text(step.command + "\n")
         harness.check_shell(path, shell="bash")

@@ -77,6 +77,22 @@ def fast_token() -> dict:
     return cfg
 
 
+def short_token() -> dict:
+    """The shortest token (300 ms, consensus 360 ms): the knet ping timers stay at their floor
+    (150/300 ms) where corosync would derive 75/150 ms; three nodes, so the token coefficient
+    counts too."""
+    cfg = three_nodes()
+    cfg["corosync"] = {"tokenMs": 300, "consensusMs": 360}
+    return cfg
+
+
+def knet_timers() -> dict:
+    """knet ping timers set explicitly beside a tuned token."""
+    cfg = copy.deepcopy(dev())
+    cfg["corosync"] = {"tokenMs": 500, "consensusMs": 600, "knetPingIntervalMs": 200, "knetPingTimeoutMs": 450}
+    return cfg
+
+
 VARIANTS = {
     "dev": dev,
     "lab": lab,
@@ -84,4 +100,6 @@ VARIANTS = {
     "other-masters-https": other_masters_https,
     "tcp-check": tcp_check,
     "fast-token": fast_token,
+    "short-token": short_token,
+    "knet-timers": knet_timers,
 }

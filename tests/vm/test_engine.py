@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 
-from labclient import Lab, Poller, wait_until
+from labclient import Lab, Poller, served_throughout, wait_until
 from tests.labtier import check_vip_serves_through_haproxy
 
 UP_TIMEOUT_S = 2400       # `pulumi up` of a change that rebuilds both emulated VMs, one after the other
@@ -19,7 +19,8 @@ UP_TIMEOUT_S = 2400       # `pulumi up` of a change that rebuilds both emulated 
 # still keeps new connections waiting in the listen queue for up to about a second (the new
 # worker starts slowly), so the VM tier's client waits longer than the container tier's (1 s,
 # at native speed); a connection refused or reset fails at once either way.
-CLIENT_TIMEOUT_S = 5
+CLIENT_TIMEOUT_S = 5      # a patient client: an emulated node on a busy host answers slowly
+MOVE_BLIP_S = 3           # the longest run of requests a planned move of the VIP may break in flight
 FAILOVER_BOUND_S = 60     # the VIP serves again from the survivor within this
 REJOIN_BOUND_S = 600      # a restarted emulated VM is back in the cluster with HAProxy within this (busy host)
 
@@ -45,7 +46,7 @@ def planned_changes(lab: Lab) -> dict[str, set[str]]:
 
 def up_under_load(lab: Lab) -> tuple[float, dict]:
     """`pulumi up` while a client polls the VIP; the seconds it took and the poller's summary."""
-    poller = Poller(lab, timeout=CLIENT_TIMEOUT_S, max_seconds=UP_TIMEOUT_S)
+    poller = Poller(lab, connect_timeout=CLIENT_TIMEOUT_S, timeout=CLIENT_TIMEOUT_S, max_seconds=UP_TIMEOUT_S)
     try:
         poller.wait_for("ready", timeout=60)
         t0 = time.monotonic()
@@ -109,7 +110,7 @@ def test_changing_a_master_runs_only_the_haproxy_steps_and_drops_nothing(lab, fi
     took, summary = up_under_load(lab)
     figure(f"VM lab: one master changed through `pulumi up` in {took:.0f} s: {summary['probes']} requests, "
            f"{summary['failed']} failed")
-    assert summary["failed"] == 0 and not summary["outages"], summary
+    assert summary["failed"] == 0 and not summary["outages"], json.dumps(summary)
     changed_lab = Lab("vm")
     assert {"name": "kube-mast03", "address": "10.99.5.104", "port": 6443} in changed_lab.masters
     wait_until("kube-mast03 UP at its new address in HAProxy's stats",
@@ -122,8 +123,8 @@ def test_changing_a_master_runs_only_the_haproxy_steps_and_drops_nothing(lab, fi
 
 def test_a_change_cloud_init_applies_rebuilds_both_vms_one_at_a_time(lab, figure):
     """A new sshUser is applied by cloud-init, so both VMs are rebuilt on fresh disks; Pulumi
-    rebuilds them one after the other and a rebuilt node takes the VIP over before the next
-    goes, so a client polling throughout sees at most one failover's outage."""
+    rebuilds them one after the other, each drained of the VIP (make-before-break) before it
+    goes, so a client polling throughout sees at most one failover's outage (expected: none)."""
     before = Lab("vm")
     pulumi(lab, "config", "set", "hapx:sshUser", "ops")
     changed = planned_changes(lab)
@@ -133,9 +134,13 @@ def test_a_change_cloud_init_applies_rebuilds_both_vms_one_at_a_time(lab, figure
                 (node, part, changed)
     took, summary = up_under_load(lab)
     outages = [o["outage_s"] for o in summary["outages"]]
+    # An outage in which a request was refused: the VIP was nowhere. The others are requests
+    # broken in flight while the VIP moved, make-before-break.
+    down = [o for o in summary["outages"] if o["refused"]]
     figure(f"VM lab: both VMs rebuilt (sshUser changed) by `pulumi up` in {took:.0f} s: "
-           f"{summary['probes']} requests, {summary['failed']} failed, outages {outages} s")
-    assert len(outages) <= 1 and not summary["still_down"], summary
+           f"{summary['probes']} requests, {summary['refused']} refused, {summary['broken']} broken in flight; "
+           f"outages {outages} s, of which with refused requests {[o['outage_s'] for o in down]} s")
+    assert len(down) <= 1 and not summary["still_down"], json.dumps(summary)
     rebuilt = Lab("vm")
     assert rebuilt.state["lab"]["ssh_user"] == "ops"
     for node in rebuilt.nodes:
@@ -145,7 +150,7 @@ def test_a_change_cloud_init_applies_rebuilds_both_vms_one_at_a_time(lab, figure
     pulumi(lab, "preview", "--expect-no-changes", timeout=300)
 
 
-def test_hard_failover_and_rejoin_without_fail_back(lab, figure):
+def test_hard_failover_and_rejoin(lab, figure):
     lab = Lab("vm")
     victim = settled_everywhere(lab)
     survivor = lab.other(victim)
@@ -160,24 +165,28 @@ def test_hard_failover_and_rejoin_without_fail_back(lab, figure):
         up = poller.wait_for("up", timeout=FAILOVER_BOUND_S, after=mark)
     finally:
         summary = poller.stop()
-    assert not summary["still_down"], summary
+    assert not summary["still_down"], json.dumps(summary)
     assert lab.vip_node(ask=survivor) == survivor and lab.holds_vip(survivor)
     # ... and the rejoin with the VM tier's patient client: a booting VM takes CPU from the
     # emulated survivor, which may answer slowly but must not drop a request.
-    poller = Poller(lab, timeout=CLIENT_TIMEOUT_S, max_seconds=REJOIN_BOUND_S + 120)
+    poller = Poller(lab, connect_timeout=CLIENT_TIMEOUT_S, timeout=CLIENT_TIMEOUT_S,
+                    max_seconds=REJOIN_BOUND_S + 120)
     try:
         poller.wait_for("ready", timeout=60)
         t_start = time.monotonic()
         lab.start(victim)
-        wait_until(f"{victim} back with HAProxy", lambda: lab.settled(survivor), timeout=REJOIN_BOUND_S, interval=3)
+        # The VIP runs off the DC (the survivor): it moves back to the node that returns,
+        # make-before-break.
+        wait_until(f"{victim} back with HAProxy and the VIP",
+                   lambda: lab.settled(survivor) and lab.vip_node(ask=survivor) == victim,
+                   timeout=REJOIN_BOUND_S, interval=3)
         rejoin = time.monotonic() - t_start
-        assert lab.vip_node(ask=victim) == survivor, "the VIP failed back"
-        assert lab.vip_holders() == [survivor]
+        wait_until(f"the VIP's address only on {victim}", lambda: lab.vip_holders() == [victim], timeout=60, interval=1)
     finally:
         summary = poller.stop()
     figure(f"VM lab: {victim} destroyed, served from {survivor} after {up['t'] - t_kill:.2f} s "
            f"(outage {up['outage_s']:.2f} s); rejoined in {rejoin:.0f} s")
-    assert summary["failed"] == 0 and not summary["outages"], f"the VIP dropped while {victim} rejoined: {summary}"
+    assert served_throughout(summary, MOVE_BLIP_S), f"the VIP dropped while {victim} rejoined: {summary}"
 
 
 def test_destroy_removes_everything_the_stack_made(lab, figure):
