@@ -79,6 +79,9 @@ class Vm:
     disk_gib: int = 10
 
 
+# hapx's default token, not corosync's 3000 ms: with consensus 1200 ms a dead node is declared
+# lost after 2.2 s (a failover measured at 2.30 s; keepalived's defaults take ~3.6 s), and
+# 10-minute soaks at a third of it, idle and loaded, held (README, "Failover figures").
 DEFAULT_TOKEN_MS = 1000
 # corosync adds token_coefficient (650 ms by default) to the token for every node beyond two
 # (exec/totemconfig.c, totem_volatile_config_read): the runtime token knet's timers follow.
@@ -93,6 +96,11 @@ KNET_JITTER_MARGIN_MS = 100
 # own derivation gave 75/150 ms there, and the link went down every ~9 s (a spurious partition).
 KNET_PING_INTERVAL_FLOOR_MS = 150
 KNET_PING_TIMEOUT_FLOOR_MS = 300
+
+
+def default_consensus_ms(token_ms: int) -> int:
+    """corosync's own default consensus: 1.2 x the token."""
+    return int(token_ms * 1.2)
 
 
 def corosync_runtime_token_ms(token_ms: int, node_count: int) -> int:
@@ -131,11 +139,11 @@ class Corosync:
     knet's ping timers default to corosync's derivation from the token, floored (see
     default_knet_ping_timers)."""
 
-    token_ms: int = 1000
-    consensus_ms: int = 1200
+    token_ms: int = DEFAULT_TOKEN_MS
+    consensus_ms: int = default_consensus_ms(DEFAULT_TOKEN_MS)
     cluster_name: str = "hapx"
-    knet_ping_interval_ms: int = 250
-    knet_ping_timeout_ms: int = 500
+    knet_ping_interval_ms: int = default_knet_ping_timers(DEFAULT_TOKEN_MS, 2)[0]
+    knet_ping_timeout_ms: int = default_knet_ping_timers(DEFAULT_TOKEN_MS, 2)[1]
 
 
 @dataclass(frozen=True)
@@ -459,11 +467,8 @@ def settings_from_dict(raw: Mapping[str, Any]) -> Settings:
     )
 
     co_src = r.section("corosync")
-    # hapx's default token is 1000 ms, not corosync's 3000: with consensus 1200 a dead node is
-    # declared lost after 2.2 s (a failover of about 2.5 s, faster than keepalived's ~3.6 s), and
-    # 10-minute soaks idle and under load showed no spurious membership change (README).
     token = r.integer(co_src, "tokenMs", "corosync.tokenMs", DEFAULT_TOKEN_MS, 300, 60000)
-    consensus = r.integer(co_src, "consensusMs", "corosync.consensusMs", int(token * 1.2), 360, 72000)
+    consensus = r.integer(co_src, "consensusMs", "corosync.consensusMs", default_consensus_ms(token), 360, 72000)
     if "consensusMs" in co_src and consensus <= token:
         r.fail("corosync.consensusMs", f"must be greater than corosync.tokenMs ({token}), got {consensus}")
     cluster_name = r.string(co_src, "clusterName", "corosync.clusterName", "hapx")

@@ -127,7 +127,8 @@ def test_haproxy_killed_on_the_vip_node_hands_the_vip_over(lab, figure):
     """SIGKILL to every HAProxy process on the VIP's node: its unit fails (Pacemaker's drop-in
     keeps systemd from restarting it); the next monitor sees it and, with migration-threshold=1,
     Pacemaker moves the VIP to the other node's warm HAProxy. Cleaning the failure up starts
-    HAProxy again on the first node; the VIP stays where it is."""
+    HAProxy again on the first node, and the VIP goes back to it: it runs off the DC (the
+    other node), make-before-break."""
     holder = healthy(lab)
     other = lab.other(holder)
     monitor_s = monitor_interval_s(lab, holder, CRM.haproxy)
@@ -153,7 +154,11 @@ def test_haproxy_killed_on_the_vip_node_hands_the_vip_over(lab, figure):
     finally:
         # Clear the failure so HAProxy starts again on the first node now, not in minutes.
         lab.exec(other, f"sudo crm_resource --cleanup --resource {CRM.haproxy_clone}")
-        assert healthy(lab) == other
+        assert dc_of(lab, other) == other
+        wait_until(f"the VIP back on {holder}, off the DC",
+                   lambda: lab.vip_node(ask=other) == holder and lab.vip_holders() == [holder],
+                   timeout=REJOIN_BOUND_S, interval=0.5)
+        assert healthy(lab) == holder
 
 
 def test_partition_without_fencing_both_claim_then_one_keeps_the_vip(lab, figure):
