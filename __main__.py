@@ -3,10 +3,10 @@
 import pulumi
 
 from components import HaproxyCluster, HaproxyClusterArgs
-from components.config import secret_overrides, settings_from_config
+from components.config import read_config
 
-settings = settings_from_config()
-cluster = HaproxyCluster("hapx", HaproxyClusterArgs(settings=settings, **secret_overrides()))
+settings, given_secrets = read_config()
+cluster = HaproxyCluster("hapx", HaproxyClusterArgs(settings=settings, **given_secrets))
 
 pulumi.export("vip", cluster.vip)
 pulumi.export("nodeIps", cluster.node_ips)

@@ -1,48 +1,65 @@
-"""Read the stack's `hapx:` configuration into validated Settings and secret overrides."""
+"""Read the stack's `hapx:` configuration into validated Settings and the given secrets.
+
+Everything, the secrets included, is read and checked here, synchronously, before the program
+registers a resource: a bad value stops `pulumi up` with one message that lists every problem.
+"""
 
 from __future__ import annotations
 
+import json
+import os
 from typing import Any, Optional
 
 import pulumi
 from pulumi.runtime import config as runtime_config
 
-from hapx.settings import NAMESPACE, TOP_LEVEL_KEYS, Settings, settings_from_dict
+from hapx import spec
+from hapx.settings import GivenSecret, Settings, SettingsError, local_problems, settings_from_dict
 
-OBJECT_KEYS = ("nodes", "masters", "network", "vm", "corosync", "haproxy", "pacemaker")
-SECRET_KEYS = ("statsPassword", "corosyncAuthkey", "sshPrivateKey")
+_SECRET_ARGS = {"sshPrivateKey": "ssh_private_key", "corosyncAuthkey": "corosync_authkey",
+                "statsPassword": "stats_password"}
 
 
 def _configured_keys() -> set[str]:
-    """Every `hapx:` key set on the stack, so that a misspelt key is reported, not ignored."""
-    names = set(runtime_config.CONFIG.get()) | set(runtime_config.get_config_env())
-    prefix = NAMESPACE + ":"
-    return {k[len(prefix):] for k in names if k.startswith(prefix)}
+    """Every config key set on the stack (all namespaces), so that a typo is reported, not ignored."""
+    return set(runtime_config.CONFIG.get()) | set(runtime_config.get_config_env())
 
 
-def settings_from_config(cfg: Optional[pulumi.Config] = None) -> Settings:
-    """Settings from the stack config; raises SettingsError naming every bad key at once."""
-    cfg = cfg or pulumi.Config(NAMESPACE)
+def _raw_value(full_key: str, key: str) -> Any:
+    """A key's value as the stack gives it; objects decoded from their JSON text."""
+    text = runtime_config.get_config(full_key)
+    if text is None:
+        return None
+    if key in spec.OBJECT_KEYS:
+        try:
+            return json.loads(text)
+        except ValueError:
+            return text  # the validator names the key and what it should be
+    return text
+
+
+def read_config() -> tuple[Settings, dict[str, Optional[pulumi.Output[str]]]]:
+    """Settings and the given secrets (None: generate one); raise pulumi.RunError listing every problem."""
+    keys = _configured_keys()
+    prefix = spec.NAMESPACE + ":"
     raw: dict[str, Any] = {}
-    for key in sorted(_configured_keys() | set(TOP_LEVEL_KEYS)):
-        if key in SECRET_KEYS:
+    secrets: dict[str, Optional[pulumi.Output[str]]] = {arg: None for arg in _SECRET_ARGS.values()}
+    for full in sorted(k for k in keys if k.startswith(prefix)):
+        key = full[len(prefix):]
+        value = _raw_value(full, key)
+        if value is None:
             continue
-        if key in OBJECT_KEYS:
-            # Structured values (the node list, the masters, the sections) are YAML objects.
-            # A missing one is left to the validator, which reports it with every other problem.
-            value = cfg.require_object(key) if cfg.get(key) is not None else None
+        if key in spec.SECRET_KEYS:
+            raw[key] = GivenSecret(value, encrypted=runtime_config.is_config_secret(full))
+            secrets[_SECRET_ARGS[key]] = pulumi.Output.secret(value)
         else:
-            value = cfg.get(key)
-        if value is not None:
             raw[key] = value
-    return settings_from_dict(raw)
-
-
-def secret_overrides(cfg: Optional[pulumi.Config] = None) -> dict[str, Optional[pulumi.Output[str]]]:
-    """Secrets given in the stack config (`pulumi config set --secret`); None means generate one."""
-    cfg = cfg or pulumi.Config(NAMESPACE)
-    return {
-        "ssh_private_key": cfg.get_secret("sshPrivateKey"),
-        "corosync_authkey": cfg.get_secret("corosyncAuthkey"),
-        "stats_password": cfg.get_secret("statsPassword"),
-    }
+    try:
+        settings = settings_from_dict(raw, (k for k in keys if not k.startswith(prefix)))
+        problems = local_problems(settings, os.getcwd())
+        if problems:
+            raise SettingsError(problems)
+    except SettingsError as err:
+        # RunError: Pulumi prints the message alone, without a Python stack trace.
+        raise pulumi.RunError(str(err)) from None
+    return settings, secrets

@@ -1,39 +1,61 @@
-"""Typed, validated stack settings: every rule about the stack's configuration lives here."""
+"""Typed, validated stack settings: every rule about the stack's configuration lives here.
+
+The keys, defaults and single-value rules come from hapx.spec; the rules that tie several
+settings together are written below. Every problem is collected, each naming its `hapx:` key,
+and reported at once, before anything is created.
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import ipaddress
+import os
 import re
-from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping, Optional
 
-NAMESPACE = "hapx"
-DEBIAN_12_IMAGE = (
-    "https://cloud.debian.org/images/cloud/bookworm/latest/debian-12-generic-amd64.qcow2"
-)
-DOMAIN_TYPES = ("kvm", "qemu")
-NETWORK_MODES = ("create", "existing")
-HEALTH_CHECKS = ("https", "tcp")
-# RFC 1123 host label: what corosync, Pacemaker and cloud-init all accept as a node name.
-_HOSTNAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
-_DNS_NAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
-_MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
-_SSH_USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+from hapx import spec
+from hapx.spec import NAMESPACE, Setting
+
+# sshd listens on it on every node: HAProxy could never bind it.
+SSH_PORT = 22
+# Accounts Debian 12 and the packages the nodes install create: the operator user gets
+# passwordless sudo, which must never be handed to a daemon's account.
+SYSTEM_USERS = frozenset("""
+    daemon bin sys sync games man lp mail news uucp proxy www-data backup list irc gnats _gnats
+    nobody _apt messagebus sshd haproxy hacluster polkitd tss uuidd dnsmasq tcpdump statd _rpc
+    _chrony ntp avahi systemd-network systemd-resolve systemd-timesync systemd-coredump
+    """.split())
+# Names the kernel keeps for itself under /proc/sys/net/ipv4/conf, or the loopback.
+RESERVED_INTERFACES = frozenset({"lo", "all", "default"})
+RESERVED_HOST_NAMES = frozenset({"localhost"})
 
 
 class SettingsError(ValueError):
     """Raised with every configuration problem at once, each naming its config key."""
 
     def __init__(self, problems: list[str]):
-        self.problems = problems
+        self.problems = list(dict.fromkeys(problems))  # a value read twice is reported once
         lines = "\n".join(f"  - {p}" for p in problems)
-        super().__init__(f"invalid hapx stack configuration ({len(problems)} problem(s)):\n{lines}")
+        super().__init__(f"invalid hapx stack configuration ({len(self.problems)} problem(s)):\n{lines}")
+
+
+@dataclass(frozen=True)
+class GivenSecret:
+    """A secret set in the stack's config: its value where readable, and whether it is encrypted."""
+
+    value: Optional[str]  # None: encrypted in a stack file, unreadable without the passphrase
+    encrypted: bool = True
+
+    def __repr__(self) -> str:
+        return f"GivenSecret(encrypted={self.encrypted})"  # never the value
 
 
 @dataclass(frozen=True)
 class Node:
-    """One cluster member: its host name, fixed address and fixed MAC."""
+    """One cluster member: its host name, fixed address, fixed MAC and corosync node id."""
 
     name: str
     ip: ipaddress.IPv4Address
@@ -72,17 +94,17 @@ class Network:
 
 @dataclass(frozen=True)
 class Vm:
-    """Size of each node VM."""
+    """Size of each node VM (hapx.spec has the defaults)."""
 
-    vcpus: int = 1
-    memory_mib: int = 1024
-    disk_gib: int = 10
+    vcpus: int
+    memory_mib: int
+    disk_gib: int
 
 
 # hapx's default token, not corosync's 3000 ms: with consensus 1200 ms a dead node is declared
 # lost after 2.2 s (a failover measured at 2.30 s; keepalived's defaults take ~3.6 s), and
 # 10-minute soaks at a third of it, idle and loaded, held (README, "Failover figures").
-DEFAULT_TOKEN_MS = 1000
+DEFAULT_TOKEN_MS = spec.default("corosync.tokenMs")
 # corosync adds token_coefficient (650 ms by default) to the token for every node beyond two
 # (exec/totemconfig.c, totem_volatile_config_read): the runtime token knet's timers follow.
 COROSYNC_TOKEN_COEFFICIENT_MS = 650
@@ -98,9 +120,9 @@ KNET_PING_INTERVAL_FLOOR_MS = 150
 KNET_PING_TIMEOUT_FLOOR_MS = 300
 
 
-def default_consensus_ms(token_ms: int) -> int:
-    """corosync's own default consensus: 1.2 x the token."""
-    return int(token_ms * 1.2)
+def default_consensus_ms(runtime_token_ms: int) -> int:
+    """corosync's own default consensus: 1.2 x the token it runs with (totemconfig.c)."""
+    return int(runtime_token_ms * 1.2)
 
 
 def corosync_runtime_token_ms(token_ms: int, node_count: int) -> int:
@@ -135,43 +157,41 @@ def default_knet_ping_timers(token_ms: int, node_count: int) -> tuple[int, int]:
 
 @dataclass(frozen=True)
 class Corosync:
-    """Totem timers (ms). consensus must exceed token; corosync's own default is 1.2 x token.
-    knet's ping timers default to corosync's derivation from the token, floored (see
-    default_knet_ping_timers)."""
+    """Totem timers (ms). consensus must exceed the runtime token; knet's ping timers default to
+    corosync's derivation from the token, floored (see default_knet_ping_timers)."""
 
-    token_ms: int = DEFAULT_TOKEN_MS
-    consensus_ms: int = default_consensus_ms(DEFAULT_TOKEN_MS)
-    cluster_name: str = "hapx"
-    knet_ping_interval_ms: int = default_knet_ping_timers(DEFAULT_TOKEN_MS, 2)[0]
-    knet_ping_timeout_ms: int = default_knet_ping_timers(DEFAULT_TOKEN_MS, 2)[1]
+    token_ms: int
+    consensus_ms: int
+    cluster_name: str
+    knet_ping_interval_ms: int
+    knet_ping_timeout_ms: int
 
 
 @dataclass(frozen=True)
 class Haproxy:
     """HAProxy frontend, stats page, health check and timeouts."""
 
-    frontend_port: int = 6443
-    stats_port: int = 32700
-    stats_user: str = "admin"
-    health_check: str = "https"
-    health_check_path: str = "/readyz"
-    check_interval_ms: int = 2000
-    check_fall: int = 3
-    check_rise: int = 2
-    timeout_connect_ms: int = 5000
-    # API watches stay open for a long time: short client/server timeouts would cut them.
-    timeout_client_ms: int = 4 * 3600 * 1000
-    timeout_server_ms: int = 4 * 3600 * 1000
-    timeout_check_ms: int = 2000
+    frontend_port: int
+    stats_port: int
+    stats_user: str
+    health_check: str
+    health_check_path: str
+    check_interval_ms: int
+    check_fall: int
+    check_rise: int
+    timeout_connect_ms: int
+    timeout_client_ms: int
+    timeout_server_ms: int
+    timeout_check_ms: int
 
 
 @dataclass(frozen=True)
 class Pacemaker:
     """Resource timers: monitor intervals in whole seconds (Pacemaker counts in seconds)."""
 
-    vip_monitor_s: int = 10
-    haproxy_monitor_s: int = 5
-    stickiness: int = 100
+    vip_monitor_s: int
+    haproxy_monitor_s: int
+    stickiness: int
 
 
 @dataclass(frozen=True)
@@ -182,16 +202,16 @@ class Settings:
     nodes: tuple[Node, ...]
     masters: tuple[Master, ...]
     network: Network
-    libvirt_uri: str = "qemu:///system"
-    domain_type: str = "kvm"
-    base_image: str = DEBIAN_12_IMAGE
-    storage_pool: str = "default"
-    ssh_user: str = "debian"
-    interface: str = "eth0"
-    vm: Vm = field(default_factory=Vm)
-    corosync: Corosync = field(default_factory=Corosync)
-    haproxy: Haproxy = field(default_factory=Haproxy)
-    pacemaker: Pacemaker = field(default_factory=Pacemaker)
+    libvirt_uri: str
+    domain_type: str
+    base_image: str
+    storage_pool: str
+    ssh_user: str
+    interface: str
+    vm: Vm
+    corosync: Corosync
+    haproxy: Haproxy
+    pacemaker: Pacemaker
 
     @property
     def prefix_len(self) -> int:
@@ -208,6 +228,11 @@ def default_mac(name: str) -> str:
     return "52:54:00:" + ":".join(f"{b:02x}" for b in digest[:3])
 
 
+def default_nodeid(name: str) -> int:
+    """A corosync node id derived from the node name: the same whatever the node's place in the list."""
+    return 1 + int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "big") % spec.MAX_NODEID
+
+
 class _Reader:
     """Reads typed values from a raw config mapping, collecting problems instead of raising."""
 
@@ -218,155 +243,252 @@ class _Reader:
     def fail(self, key: str, msg: str) -> None:
         self.problems.append(f"{NAMESPACE}:{key}: {msg}")
 
+    def unknown(self, src: Mapping[str, Any], section: str, label: str) -> None:
+        """Report keys of src the spec does not know in section."""
+        known = spec.keys_in(section)
+        for extra in sorted(map(str, set(src) - known)):
+            where = f"{label}.{extra}" if label else extra
+            self.fail(where, f"unknown setting (known: {', '.join(sorted(known))})" if label else "unknown setting")
+
     def section(self, key: str) -> Mapping[str, Any]:
-        value = self.raw.get(key, {})
+        value = self.raw.get(key)
         if value is None:
             return {}
         if not isinstance(value, Mapping):
-            self.fail(key, f"must be an object, got {type(value).__name__}")
+            self.fail(key, f"must be an object, got {_kind_of(value)}")
             return {}
-        known = _SECTION_KEYS.get(key)
-        if known is not None:
-            for extra in sorted(set(value) - known):
-                self.fail(f"{key}.{extra}", f"unknown setting (known: {', '.join(sorted(known))})")
+        self.unknown(value, key, key)
         return value
 
-    def string(self, src: Mapping[str, Any], key: str, label: str, default: Optional[str] = None) -> Optional[str]:
-        value = src.get(key, default)
-        if value is None:
-            self.fail(label, "is required")
+    def value(self, key: str, src: Optional[Mapping[str, Any]] = None, label: Optional[str] = None,
+              default: Any = None) -> Any:
+        """The value of spec key in src (the top level by default), checked; None if missing or bad.
+
+        default replaces a spec default that depends on other settings."""
+        s = spec.setting(key)
+        src = self.raw if src is None else src
+        label = label or key
+        if s.name not in src or src[s.name] is None:
+            if s.required:
+                self.fail(label, "is required")
+                return None
+            return s.default if default is None else default
+        return _CHECKS[s.kind](self, s, src[s.name], label)
+
+    def section_values(self, section: str, src: Mapping[str, Any], **derived: Any) -> dict[str, Any]:
+        """Every plain setting of a section by its Settings field; derived gives computed defaults."""
+        return {s.attr: self.value(s.key, src, default=derived.get(s.attr))
+                for s in spec.SPEC if s.section == section and s.attr}
+
+
+def _kind_of(value: Any) -> str:
+    return {bool: "a boolean", int: "a number", float: "a number", list: "a list", dict: "an object",
+            str: "a string"}.get(type(value), type(value).__name__)
+
+
+def _check_string(r: _Reader, s: Setting, value: Any, label: str) -> Optional[str]:
+    if not isinstance(value, str) or not value:
+        r.fail(label, f"must be a non-empty string, got {value!r}")
+        return None
+    if value != value.strip():
+        r.fail(label, f"has leading or trailing white space: {value!r}")
+        return None
+    if s.pattern and not re.fullmatch(s.pattern, value):
+        r.fail(label, f"{value!r} is not valid: {s.pattern_doc}")
+        return None
+    return value
+
+
+def _check_integer(r: _Reader, s: Setting, value: Any, label: str) -> Optional[int]:
+    # Pulumi hands top-level values over as strings; objects keep their YAML numbers.
+    if isinstance(value, bool) or not isinstance(value, (int, str)) or (
+            isinstance(value, str) and not re.fullmatch(r"-?[0-9]+", value)):
+        r.fail(label, f"must be an integer, got {value!r}")
+        return None
+    number = int(value)
+    if not s.lo <= number <= s.hi:
+        r.fail(label, f"must be between {s.lo} and {s.hi}, got {number}")
+        return None
+    return number
+
+
+def _check_choice(r: _Reader, s: Setting, value: Any, label: str) -> Optional[str]:
+    if value not in s.choices:
+        r.fail(label, f"must be one of {', '.join(s.choices)}, got {value!r}")
+        return None
+    return value
+
+
+def _check_ipv4(r: _Reader, s: Setting, value: Any, label: str) -> Optional[ipaddress.IPv4Address]:
+    try:
+        if not isinstance(value, str):
+            raise ValueError
+        return ipaddress.IPv4Address(value)
+    except ValueError:
+        r.fail(label, f"is not an IPv4 address: {value!r}")
+        return None
+
+
+def _check_network(r: _Reader, s: Setting, value: Any, label: str) -> Optional[ipaddress.IPv4Network]:
+    try:
+        if not isinstance(value, str):
+            raise ValueError("not a string")
+        cidr = ipaddress.IPv4Network(value, strict=True)
+    except ValueError as err:
+        r.fail(label, f"is not an IPv4 network: {value!r} ({err})")
+        return None
+    for bad, what in ((cidr.prefixlen < 8, "is larger than a /8"),
+                      (cidr.prefixlen > 29, "is too small for two nodes, a gateway and a VIP"),
+                      (cidr.is_loopback, "is a loopback network"),
+                      (cidr.is_link_local, "is link-local (169.254.0.0/16)"),
+                      (cidr.is_multicast, "is a multicast network"),
+                      (cidr.subnet_of(ipaddress.IPv4Network("0.0.0.0/8")), "is inside 0.0.0.0/8 (\"this network\")"),
+                      (cidr.subnet_of(ipaddress.IPv4Network("240.0.0.0/4")), "is reserved (240.0.0.0/4)")):
+        if bad:
+            r.fail(label, f"{cidr} {what}")
             return None
-        if not isinstance(value, str) or not value.strip():
-            self.fail(label, f"must be a non-empty string, got {value!r}")
+    return cidr
+
+
+def _check_list(r: _Reader, s: Setting, value: Any, label: str) -> Optional[list]:
+    if not isinstance(value, list) or not value:
+        r.fail(label, f"must be a non-empty list, got {value!r}")
+        return None
+    return value
+
+
+def _check_secret(r: _Reader, s: Setting, value: Any, label: str) -> Optional[GivenSecret]:
+    given = value if isinstance(value, GivenSecret) else GivenSecret(value if isinstance(value, str) else None,
+                                                                    encrypted=False)
+    if not given.encrypted:
+        r.fail(label, f"is stored in plain text: set it with `pulumi config set --secret {NAMESPACE}:{s.key}`")
+    if not given.encrypted and given.value is None:
+        r.fail(label, f"must be a string, got {_kind_of(value)}")
+        return None
+    if given.value is not None:
+        problem = _SECRET_RULES[s.key](given.value)
+        if problem:
+            r.fail(label, problem)  # the rule's words, never the value
             return None
-        return value.strip()
-
-    def integer(self, src: Mapping[str, Any], key: str, label: str, default: int, lo: int, hi: int) -> int:
-        value = src.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, (int, str)):
-            self.fail(label, f"must be an integer, got {value!r}")
-            return default
-        try:
-            number = int(value)
-        except ValueError:
-            self.fail(label, f"must be an integer, got {value!r}")
-            return default
-        if not lo <= number <= hi:
-            self.fail(label, f"must be between {lo} and {hi}, got {number}")
-            return default
-        return number
-
-    def choice(self, src: Mapping[str, Any], key: str, label: str, default: str, options: tuple[str, ...]) -> str:
-        value = src.get(key, default)
-        if value not in options:
-            self.fail(label, f"must be one of {', '.join(options)}, got {value!r}")
-            return default
-        return value
-
-    def ipv4(self, value: Any, label: str) -> Optional[ipaddress.IPv4Address]:
-        try:
-            return ipaddress.IPv4Address(str(value).strip())
-        except ValueError:
-            self.fail(label, f"is not an IPv4 address: {value!r}")
-            return None
-
-    def port(self, src: Mapping[str, Any], key: str, label: str, default: int) -> int:
-        return self.integer(src, key, label, default, 1, 65535)
+    return given
 
 
-_SECTION_KEYS = {
-    "network": {"mode", "name", "cidr", "gateway", "dnsServers", "domain"},
-    "vm": {"vcpus", "memoryMiB", "diskGiB"},
-    "corosync": {"tokenMs", "consensusMs", "clusterName", "knetPingIntervalMs", "knetPingTimeoutMs"},
-    "haproxy": {
-        "frontendPort", "statsPort", "statsUser", "healthCheck", "healthCheckPath",
-        "checkIntervalMs", "checkFall", "checkRise", "timeoutConnectMs", "timeoutClientMs",
-        "timeoutServerMs", "timeoutCheckMs",
-    },
-    "pacemaker": {"vipMonitorSeconds", "haproxyMonitorSeconds", "stickiness"},
-}
-TOP_LEVEL_KEYS = {
-    "vip", "nodes", "masters", "network", "libvirtUri", "domainType", "baseImage",
-    "storagePool", "sshUser", "interface", "vm", "corosync", "haproxy", "pacemaker",
-    # secrets, read separately by the Pulumi layer
-    "statsPassword", "corosyncAuthkey", "sshPrivateKey",
-}
+def _stats_password_problem(value: str) -> Optional[str]:
+    s = spec.setting("statsPassword")
+    return None if re.fullmatch(s.pattern, value) else f"must be {s.pattern_doc}"
+
+
+def _authkey_problem(value: str) -> Optional[str]:
+    try:
+        key = base64.b64decode("".join(value.split()), validate=True)
+    except (binascii.Error, ValueError):
+        return "is not base64"
+    if not spec.AUTHKEY_MIN_BYTES <= len(key) <= spec.AUTHKEY_MAX_BYTES:
+        return (f"decodes to {len(key)} bytes; corosync needs {spec.AUTHKEY_MIN_BYTES} to "
+                f"{spec.AUTHKEY_MAX_BYTES} (corosync-keygen makes 256)")
+    return None
+
+
+def _ssh_key_problem(value: str) -> Optional[str]:
+    from cryptography.hazmat.primitives import serialization
+
+    try:
+        serialization.load_ssh_private_key(value.encode(), password=None)
+    except (ValueError, TypeError, UnicodeEncodeError) as err:
+        reason = "it is encrypted" if "password" in str(err).lower() else "it does not parse"
+        return f"is not an unencrypted OpenSSH private key ({reason})"
+    return None
+
+
+_CHECKS = {spec.STRING: _check_string, spec.INTEGER: _check_integer, spec.CHOICE: _check_choice,
+           spec.IPV4: _check_ipv4, spec.NETWORK: _check_network, spec.LIST: _check_list,
+           spec.SECRET: _check_secret}
+_SECRET_RULES = {"statsPassword": _stats_password_problem, "corosyncAuthkey": _authkey_problem,
+                 "sshPrivateKey": _ssh_key_problem}
 
 
 def _network(r: _Reader) -> Optional[Network]:
     src = r.section("network")
-    mode = r.choice(src, "mode", "network.mode", "create", NETWORK_MODES)
-    name = r.string(src, "name", "network.name", "hapx")
-    cidr_raw = src.get("cidr")
-    cidr = None
-    if cidr_raw is None:
-        r.fail("network.cidr", "is required (the node subnet, e.g. 192.168.4.0/24)")
-    else:
-        try:
-            cidr = ipaddress.IPv4Network(str(cidr_raw).strip(), strict=True)
-        except ValueError as err:
-            r.fail("network.cidr", f"is not an IPv4 network: {cidr_raw!r} ({err})")
-    if cidr is not None and cidr.prefixlen > 29:
-        r.fail("network.cidr", f"/{cidr.prefixlen} is too small for two nodes, a gateway and a VIP")
-        cidr = None
-    gateway = None
-    if "gateway" in src:
-        gateway = r.ipv4(src["gateway"], "network.gateway")
-    elif cidr is not None:
-        gateway = next(cidr.hosts())
-    if gateway is not None and cidr is not None and gateway not in cidr:
-        r.fail("network.gateway", f"{gateway} is outside network.cidr {cidr}")
-    elif gateway is not None and cidr is not None and mode == "create" and gateway != next(cidr.hosts()):
-        # A network libvirt creates always routes through its first host address.
-        r.fail("network.gateway", f"must be {next(cidr.hosts())} (the first address) when network.mode is create")
-    dns_raw = src.get("dnsServers")
+    mode = r.value("network.mode", src)
+    name = r.value("network.name", src)
+    if mode == "existing" and "name" not in src:
+        r.fail("network.name", "is required when network.mode is existing (the libvirt network to join)")
+    cidr = r.value("network.cidr", src, "network.cidr")
+    first = next(cidr.hosts()) if cidr is not None else None
+    gateway = r.value("network.gateway", src, default=first)
+    if gateway is not None and cidr is not None:
+        if gateway not in cidr:
+            r.fail("network.gateway", f"{gateway} is outside network.cidr {cidr}")
+            gateway = None
+        elif gateway in (cidr.network_address, cidr.broadcast_address):
+            r.fail("network.gateway", f"{gateway} is the network or broadcast address of {cidr}")
+            gateway = None
+        elif mode == "create" and gateway != first:
+            # A network libvirt creates always routes through its first host address.
+            r.fail("network.gateway", f"must be {first} (the first address) when network.mode is create")
     dns: list[ipaddress.IPv4Address] = []
-    if dns_raw is None:
-        dns = [gateway] if gateway is not None else []
-    elif not isinstance(dns_raw, list) or not dns_raw:
-        r.fail("network.dnsServers", "must be a non-empty list of IPv4 addresses")
-    else:
-        for i, value in enumerate(dns_raw):
-            addr = r.ipv4(value, f"network.dnsServers[{i}]")
-            if addr is not None:
-                dns.append(addr)
-    domain = r.string(src, "domain", "network.domain", "hapx.local")
-    if domain is not None and not _DNS_NAME.match(domain):
-        r.fail("network.domain", f"is not a DNS domain name: {domain!r}")
-    if None in (name, cidr, gateway, domain):
+    dns_raw = r.value("network.dnsServers", src, default=[gateway] if gateway else [])
+    for i, item in enumerate(dns_raw or []):
+        label = f"network.dnsServers[{i}]"
+        addr = item if isinstance(item, ipaddress.IPv4Address) else _check_ipv4(r, None, item, label)
+        if addr is None:
+            continue
+        if addr.is_loopback or addr.is_unspecified or addr.is_multicast or addr == ipaddress.IPv4Address(
+                "255.255.255.255"):
+            r.fail(label, f"{addr} cannot serve the nodes (loopback, unspecified, multicast or broadcast)")
+            continue
+        dns.append(addr)
+    domain = r.value("network.domain", src)
+    if None in (mode, name, cidr, gateway, domain) or (dns_raw and len(dns) != len(dns_raw)):
         return None
     return Network(mode, name, cidr, gateway, tuple(dns), domain)
 
 
-def _nodes(r: _Reader, network: Optional[Network]) -> tuple[Node, ...]:
-    raw = r.raw.get("nodes")
-    if not isinstance(raw, list):
-        r.fail("nodes", "is required: a list of {name, ip[, mac]} objects, at least two")
-        return ()
-    if len(raw) < 2:
-        r.fail("nodes", f"needs at least two nodes for a highly available pair, got {len(raw)}")
-    if len(raw) > 16:
-        r.fail("nodes", f"at most 16 nodes are supported, got {len(raw)}")
-    nodes = []
-    for i, item in enumerate(raw):
-        label = f"nodes[{i}]"
+def _items(r: _Reader, key: str) -> list[tuple[str, Mapping[str, Any]]]:
+    """The objects of a list setting, each with its label (`nodes[0]`); bad items reported."""
+    raw = r.value(key)
+    items = []
+    for i, item in enumerate(raw or []):
+        label = f"{key}[{i}]"
         if not isinstance(item, Mapping):
-            r.fail(label, f"must be an object with name and ip, got {item!r}")
+            r.fail(label, f"must be an object ({', '.join(sorted(spec.keys_in(key + '[]')))}), got {item!r}")
             continue
-        for extra in sorted(set(item) - {"name", "ip", "mac"}):
-            r.fail(f"{label}.{extra}", "unknown setting (known: ip, mac, name)")
-        name = r.string(item, "name", f"{label}.name")
-        if name is not None and not _HOSTNAME.match(name):
-            r.fail(f"{label}.name", f"{name!r} is not a valid host name (lower-case letters, digits, '-')")
+        r.unknown(item, key + "[]", label)
+        items.append((label, item))
+    return items
+
+
+def _nodes(r: _Reader, network: Optional[Network]) -> tuple[Node, ...]:
+    items = _items(r, "nodes")
+    count = len(r.raw.get("nodes") or []) if isinstance(r.raw.get("nodes"), list) else 0
+    if 0 < count < 2:
+        r.fail("nodes", f"needs at least two nodes for a highly available pair, got {count}")
+    if count > 16:
+        r.fail("nodes", f"at most 16 nodes are supported, got {count}")
+    nodes = []
+    for label, item in items:
+        name = r.value("nodes[].name", item, f"{label}.name")
+        if name in RESERVED_HOST_NAMES:
+            r.fail(f"{label}.name", f"{name!r} is reserved for the loopback address")
             name = None
-        ip = r.ipv4(item.get("ip"), f"{label}.ip") if "ip" in item else None
-        if "ip" not in item:
-            r.fail(f"{label}.ip", "is required")
-        mac = str(item.get("mac") or (default_mac(name) if name else "")).lower()
-        if name is not None and not _MAC.match(mac):
-            r.fail(f"{label}.mac", f"is not a MAC address (xx:xx:xx:xx:xx:xx): {item.get('mac')!r}")
-        elif mac and int(mac[:2], 16) & 1:
-            r.fail(f"{label}.mac", f"{mac} is a multicast address")
+        elif name is not None and name.isdigit():
+            # RFC 1123 2.1: a host name is never all-numeric (and Pacemaker's tools take numbers as node ids).
+            r.fail(f"{label}.name", f"{name!r} is all digits: a host name needs a letter or '-'")
+            name = None
+        ip = r.value("nodes[].ip", item, f"{label}.ip")
+        mac = r.value("nodes[].mac", item, f"{label}.mac", default=default_mac(name) if name else None)
+        if mac is not None:
+            mac = mac.lower()
+            if not re.fullmatch(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}", mac):
+                r.fail(f"{label}.mac", f"is not a MAC address (xx:xx:xx:xx:xx:xx): {item.get('mac')!r}")
+                mac = None
+            elif int(mac[:2], 16) & 1:
+                r.fail(f"{label}.mac", f"{mac} is a multicast address")
+                mac = None
+            elif mac == "00:00:00:00:00:00":
+                r.fail(f"{label}.mac", f"{mac} is not a usable address")
+                mac = None
+        nodeid = r.value("nodes[].nodeid", item, f"{label}.nodeid", default=default_nodeid(name) if name else None)
         if network is not None and ip is not None:
             if ip not in network.cidr:
                 r.fail(f"{label}.ip", f"{ip} is outside network.cidr {network.cidr}")
@@ -374,11 +496,17 @@ def _nodes(r: _Reader, network: Optional[Network]) -> tuple[Node, ...]:
                 r.fail(f"{label}.ip", f"{ip} is the network or broadcast address of {network.cidr}")
             elif ip == network.gateway:
                 r.fail(f"{label}.ip", f"{ip} is the gateway address")
-        if name is not None and ip is not None:
-            nodes.append(Node(name, ip, mac, nodeid=i + 1))
+        if None not in (name, ip, mac, nodeid):
+            nodes.append(Node(name, ip, mac, nodeid))
     _unique(r, "nodes", "name", [n.name for n in nodes])
     _unique(r, "nodes", "ip", [str(n.ip) for n in nodes])
     _unique(r, "nodes", "mac", [n.mac for n in nodes])
+    seen: dict[int, str] = {}
+    for n in nodes:
+        if n.nodeid in seen and seen[n.nodeid] != n.name:
+            r.fail("nodes", f"duplicate nodeid {n.nodeid} (nodes {seen[n.nodeid]} and {n.name}): "
+                            "give one of them an explicit nodeid")
+        seen[n.nodeid] = n.name
     return tuple(nodes)
 
 
@@ -390,53 +518,52 @@ def _unique(r: _Reader, key: str, attr: str, values: list[str]) -> None:
         seen.add(value)
 
 
-def _masters(r: _Reader) -> tuple[Master, ...]:
-    raw = r.raw.get("masters")
-    if not isinstance(raw, list) or not raw:
-        r.fail("masters", "is required: a non-empty list of {name, address, port} objects")
-        return ()
+def _masters(r: _Reader, vip: Optional[ipaddress.IPv4Address], nodes: tuple[Node, ...]) -> tuple[Master, ...]:
     masters = []
-    for i, item in enumerate(raw):
-        label = f"masters[{i}]"
-        if not isinstance(item, Mapping):
-            r.fail(label, f"must be an object with name, address and port, got {item!r}")
-            continue
-        for extra in sorted(set(item) - {"name", "address", "port"}):
-            r.fail(f"{label}.{extra}", "unknown setting (known: address, name, port)")
-        name = r.string(item, "name", f"{label}.name")
-        if name is not None and not _HOSTNAME.match(name):
-            r.fail(f"{label}.name", f"{name!r} is not a valid server name (lower-case letters, digits, '-')")
-            name = None
-        address = r.string(item, "address", f"{label}.address", name)
+    balancers = {n.ip: f"the address of node {n.name}" for n in nodes}
+    if vip is not None:
+        balancers[vip] = "the VIP"
+    for label, item in _items(r, "masters"):
+        name = r.value("masters[].name", item, f"{label}.name")
+        address = r.value("masters[].address", item, f"{label}.address", default=name)
         if address is not None:
-            try:
-                ipaddress.IPv4Address(address)
-            except ValueError:
-                if not _DNS_NAME.match(address):
-                    r.fail(f"{label}.address", f"is neither an IPv4 address nor a host name: {address!r}")
-                    address = None
-        port = r.port(item, "port", f"{label}.port", 6443)
-        if name is not None and address is not None:
+            address = _master_address(r, f"{label}.address", address, balancers)
+        port = r.value("masters[].port", item, f"{label}.port")
+        if None not in (name, address, port):
             masters.append(Master(name, address, port))
     _unique(r, "masters", "name", [m.name for m in masters])
     _unique(r, "masters", "endpoint", [m.endpoint for m in masters])
     return tuple(masters)
 
 
-def settings_from_dict(raw: Mapping[str, Any]) -> Settings:
-    """Build Settings from the stack's `hapx:` config (keys without the namespace); raise SettingsError."""
-    r = _Reader(raw)
-    for extra in sorted(set(raw) - TOP_LEVEL_KEYS):
-        r.fail(extra, "unknown setting")
-    network = _network(r)
-    nodes = _nodes(r, network)
-    masters = _masters(r)
-
-    vip = None
-    if "vip" not in raw:
-        r.fail("vip", "is required (the floating address clients use)")
+def _master_address(r: _Reader, label: str, address: str,
+                    balancers: Mapping[ipaddress.IPv4Address, str]) -> Optional[str]:
+    try:
+        ip = ipaddress.IPv4Address(address)
+    except ValueError:
+        # The C resolver HAProxy uses reads 10.1, 0x7f000001 or 010.0.0.1 as IPv4 addresses,
+        # and no top-level domain is numeric: such a "name" would slip past the address rules.
+        if not re.fullmatch(spec.DNS_NAME, address) or re.fullmatch(r"[0-9]+|0x[0-9a-f]+",
+                                                                    address.rsplit(".", 1)[-1], re.I):
+            r.fail(label, f"is neither an IPv4 address nor a host name: {address!r}")
+            return None
+        if address.lower() == "localhost" or address.lower().endswith(".localhost"):
+            r.fail(label, f"{address!r} is the node itself: HAProxy would proxy to itself")
+            return None
+        return address
+    if ip in balancers:
+        r.fail(label, f"{ip} is {balancers[ip]}: HAProxy would proxy to itself")
+    elif ip.is_loopback or ip.is_unspecified:
+        r.fail(label, f"{ip} is the node itself: HAProxy would proxy to itself")
+    elif ip.is_multicast or ip == ipaddress.IPv4Address("255.255.255.255") or ip.is_reserved:
+        r.fail(label, f"{ip} is not a host address (multicast, broadcast or reserved)")
     else:
-        vip = r.ipv4(raw["vip"], "vip")
+        return address
+    return None
+
+
+def _vip(r: _Reader, network: Optional[Network]) -> Optional[ipaddress.IPv4Address]:
+    vip = r.value("vip")
     if vip is not None and network is not None:
         if vip not in network.cidr:
             r.fail("vip", f"{vip} is outside network.cidr {network.cidr}")
@@ -444,43 +571,34 @@ def settings_from_dict(raw: Mapping[str, Any]) -> Settings:
             r.fail("vip", f"{vip} is the network or broadcast address of {network.cidr}")
         elif vip == network.gateway:
             r.fail("vip", f"{vip} is the gateway address")
-        for node in nodes:
-            if vip == node.ip:
-                r.fail("vip", f"{vip} is also the address of node {node.name}")
+    return vip
 
-    libvirt_uri = r.string(raw, "libvirtUri", "libvirtUri", "qemu:///system")
-    domain_type = r.choice(raw, "domainType", "domainType", "kvm", DOMAIN_TYPES)
-    base_image = r.string(raw, "baseImage", "baseImage", DEBIAN_12_IMAGE)
-    storage_pool = r.string(raw, "storagePool", "storagePool", "default")
-    ssh_user = r.string(raw, "sshUser", "sshUser", "debian")
-    if ssh_user is not None and (not _SSH_USER.match(ssh_user) or ssh_user == "root"):
-        r.fail("sshUser", f"{ssh_user!r} is not a valid non-root user name")
-    interface = r.string(raw, "interface", "interface", "eth0")
-    if interface is not None and not re.match(r"^[a-z][a-z0-9]{0,14}$", interface):
-        r.fail("interface", f"{interface!r} is not a valid interface name")
 
-    vm_src = r.section("vm")
-    vm = Vm(
-        vcpus=r.integer(vm_src, "vcpus", "vm.vcpus", 1, 1, 64),
-        memory_mib=r.integer(vm_src, "memoryMiB", "vm.memoryMiB", 1024, 384, 262144),
-        disk_gib=r.integer(vm_src, "diskGiB", "vm.diskGiB", 10, 3, 4096),
-    )
+def _corosync(r: _Reader, node_count: int) -> Optional[Corosync]:
+    src = r.section("corosync")
+    token = r.value("corosync.tokenMs", src) or DEFAULT_TOKEN_MS
+    runtime = corosync_runtime_token_ms(token, node_count)
+    interval_default, timeout_default = default_knet_ping_timers(token, node_count)
+    values = r.section_values("corosync", src, consensus_ms=default_consensus_ms(runtime),
+                              knet_ping_interval_ms=interval_default, knet_ping_timeout_ms=timeout_default)
+    consensus = values["consensus_ms"]
+    if consensus is not None and consensus <= runtime:
+        extra = "" if runtime == token else (
+            f" + {node_count - 2} x {COROSYNC_TOKEN_COEFFICIENT_MS} ms token_coefficient for {node_count} nodes")
+        r.fail("corosync.consensusMs",
+               f"must be greater than the runtime token ({runtime} ms: corosync.tokenMs {token}{extra}), "
+               f"got {consensus}")
+    ping_interval, ping_timeout = values["knet_ping_interval_ms"], values["knet_ping_timeout_ms"]
+    if ping_interval is not None and ping_timeout is not None:
+        _knet_rules(r, src, ping_interval, ping_timeout)
+    if None in values.values():
+        return None
+    return Corosync(**values)
 
-    co_src = r.section("corosync")
-    token = r.integer(co_src, "tokenMs", "corosync.tokenMs", DEFAULT_TOKEN_MS, 300, 60000)
-    consensus = r.integer(co_src, "consensusMs", "corosync.consensusMs", default_consensus_ms(token), 360, 72000)
-    if "consensusMs" in co_src and consensus <= token:
-        r.fail("corosync.consensusMs", f"must be greater than corosync.tokenMs ({token}), got {consensus}")
-    cluster_name = r.string(co_src, "clusterName", "corosync.clusterName", "hapx")
-    if cluster_name is not None and not re.match(r"^[A-Za-z0-9_-]{1,32}$", cluster_name):
-        r.fail("corosync.clusterName", f"{cluster_name!r}: use up to 32 letters, digits, '-' or '_'")
-    interval_default, timeout_default = default_knet_ping_timers(token, max(2, len(nodes)))
-    ping_interval = r.integer(co_src, "knetPingIntervalMs", "corosync.knetPingIntervalMs", interval_default,
-                              KNET_PING_INTERVAL_FLOOR_MS, 60000)
-    ping_timeout = r.integer(co_src, "knetPingTimeoutMs", "corosync.knetPingTimeoutMs", timeout_default,
-                             KNET_PING_TIMEOUT_FLOOR_MS, 120000)
+
+def _knet_rules(r: _Reader, src: Mapping[str, Any], ping_interval: int, ping_timeout: int) -> None:
     # corosync.conf(5): the two are a pair. One given alone is checked against the other's default.
-    timeout_given = "knetPingTimeoutMs" in co_src
+    timeout_given = "knetPingTimeoutMs" in src
     timeout_text = f"{ping_timeout} ms" + ("" if timeout_given else ", derived from corosync.tokenMs")
     if ping_interval >= ping_timeout:
         r.fail("corosync.knetPingIntervalMs",
@@ -497,52 +615,97 @@ def settings_from_dict(raw: Mapping[str, Any]) -> Settings:
                    f"{ping_interval} needs corosync.knetPingTimeoutMs of at least "
                    f"{min_knet_ping_timeout_ms(ping_interval)} ({timeout_text}): set both; {why}")
 
-    hp = r.section("haproxy")
-    haproxy = Haproxy(
-        frontend_port=r.port(hp, "frontendPort", "haproxy.frontendPort", 6443),
-        stats_port=r.port(hp, "statsPort", "haproxy.statsPort", 32700),
-        stats_user=r.string(hp, "statsUser", "haproxy.statsUser", "admin") or "admin",
-        health_check=r.choice(hp, "healthCheck", "haproxy.healthCheck", "https", HEALTH_CHECKS),
-        health_check_path=r.string(hp, "healthCheckPath", "haproxy.healthCheckPath", "/readyz") or "/readyz",
-        check_interval_ms=r.integer(hp, "checkIntervalMs", "haproxy.checkIntervalMs", 2000, 100, 60000),
-        check_fall=r.integer(hp, "checkFall", "haproxy.checkFall", 3, 1, 100),
-        check_rise=r.integer(hp, "checkRise", "haproxy.checkRise", 2, 1, 100),
-        timeout_connect_ms=r.integer(hp, "timeoutConnectMs", "haproxy.timeoutConnectMs", 5000, 100, 120000),
-        timeout_client_ms=r.integer(hp, "timeoutClientMs", "haproxy.timeoutClientMs", 4 * 3600 * 1000, 1000, 24 * 3600 * 1000),
-        timeout_server_ms=r.integer(hp, "timeoutServerMs", "haproxy.timeoutServerMs", 4 * 3600 * 1000, 1000, 24 * 3600 * 1000),
-        timeout_check_ms=r.integer(hp, "timeoutCheckMs", "haproxy.timeoutCheckMs", 2000, 100, 120000),
-    )
-    if haproxy.frontend_port == haproxy.stats_port:
-        r.fail("haproxy.statsPort", f"must differ from haproxy.frontendPort ({haproxy.frontend_port})")
-    if not re.match(r"^[A-Za-z0-9_.-]{1,32}$", haproxy.stats_user):
-        r.fail("haproxy.statsUser", f"{haproxy.stats_user!r}: use up to 32 letters, digits, '.', '-' or '_'")
-    if not re.match(r"^/[A-Za-z0-9/_.?=&-]*$", haproxy.health_check_path):
-        r.fail("haproxy.healthCheckPath", f"must be an absolute URL path, got {haproxy.health_check_path!r}")
 
-    pm = r.section("pacemaker")
-    pacemaker = Pacemaker(
-        vip_monitor_s=r.integer(pm, "vipMonitorSeconds", "pacemaker.vipMonitorSeconds", 10, 2, 3600),
-        haproxy_monitor_s=r.integer(pm, "haproxyMonitorSeconds", "pacemaker.haproxyMonitorSeconds", 5, 2, 3600),
-        stickiness=r.integer(pm, "stickiness", "pacemaker.stickiness", 100, 0, 1000000),
-    )
+def _haproxy(r: _Reader) -> Optional[Haproxy]:
+    values = r.section_values("haproxy", r.section("haproxy"))
+    for attr, key in (("frontend_port", "haproxy.frontendPort"), ("stats_port", "haproxy.statsPort")):
+        if values[attr] == SSH_PORT:
+            r.fail(key, f"{SSH_PORT} is sshd's port on the nodes: HAProxy could not bind it")
+    if values["stats_port"] is not None and values["stats_port"] == values["frontend_port"]:
+        r.fail("haproxy.statsPort", f"must differ from haproxy.frontendPort ({values['frontend_port']})")
+    return None if None in values.values() else Haproxy(**values)
 
+
+def _section(r: _Reader, section: str, cls: type) -> Any:
+    values = r.section_values(section, r.section(section))
+    return None if None in values.values() else cls(**values)
+
+
+def _ssh_user(r: _Reader) -> Optional[str]:
+    user = r.value("sshUser")
+    if user == "root":
+        r.fail("sshUser", "must not be root (root logins are disabled on the nodes)")
+    elif user in SYSTEM_USERS or (user or "").startswith("systemd-"):
+        r.fail("sshUser", f"{user!r} is a system account on the nodes; it must not get passwordless sudo")
+    else:
+        return user
+    return None
+
+
+def _interface(r: _Reader) -> Optional[str]:
+    name = r.value("interface")
+    if name in RESERVED_INTERFACES:
+        r.fail("interface", f"{name!r} is reserved (the loopback or a kernel name), not the node's NIC")
+        return None
+    return name
+
+
+def foreign_key_problems(config_keys: Iterable[str]) -> list[str]:
+    """Problems for stack config keys that look like hapx settings under another namespace."""
+    problems = []
+    for full in sorted(config_keys):
+        ns, _, key = full.partition(":")
+        if ns not in (NAMESPACE, *spec.PROVIDER_NAMESPACES) and key.split(".")[0] in spec.TOP_LEVEL_KEYS:
+            problems.append(f"{full}: not read: hapx reads its settings from the `{NAMESPACE}:` namespace "
+                            f"(did you mean {NAMESPACE}:{key}?)")
+    return problems
+
+
+def local_problems(settings: Settings, base_dir: str) -> list[str]:
+    """Problems only this machine can see: a local baseImage that is not a readable file."""
+    image = settings.base_image
+    if re.match(r"^[a-z][a-z0-9+]*://", image) and not image.startswith("file://"):
+        return []
+    path = os.path.join(base_dir, image.removeprefix("file://"))
+    if not os.path.isfile(path) or not os.access(path, os.R_OK):
+        return [f"{NAMESPACE}:baseImage: {image!r} is not a readable file (relative paths are from {base_dir})"]
+    return []
+
+
+def settings_from_dict(raw: Mapping[str, Any], other_keys: Iterable[str] = ()) -> Settings:
+    """Build Settings from the stack's `hapx:` config (keys without the namespace); raise SettingsError.
+
+    Secrets may be given as GivenSecret (a bare string is taken as set in plain text): they are
+    checked, never kept. other_keys are the stack's config keys outside `hapx:`, for typos."""
+    r = _Reader(raw)
+    r.problems.extend(foreign_key_problems(other_keys))
+    if not isinstance(raw, Mapping):
+        raise SettingsError([f"{NAMESPACE}: the configuration must be an object, got {_kind_of(raw)}"])
+    r.unknown(raw, "", "")
+    network = _network(r)
+    nodes = _nodes(r, network)
+    vip = _vip(r, network)
+    for node in nodes:
+        if vip is not None and vip == node.ip:
+            r.fail("vip", f"{vip} is also the address of node {node.name}")
+    masters = _masters(r, vip, nodes)
+    top = dict(libvirt_uri=r.value("libvirtUri"), domain_type=r.value("domainType"),
+               base_image=r.value("baseImage"), storage_pool=r.value("storagePool"),
+               ssh_user=_ssh_user(r), interface=_interface(r))
+    vm = _section(r, "vm", Vm)
+    corosync = _corosync(r, max(2, len(nodes)))
+    haproxy = _haproxy(r)
+    pacemaker = _section(r, "pacemaker", Pacemaker)
+    for key in spec.SECRET_KEYS:
+        r.value(key)
     if r.problems:
         raise SettingsError(r.problems)
-    return Settings(
-        vip=vip, nodes=nodes, masters=masters, network=network, libvirt_uri=libvirt_uri,
-        domain_type=domain_type, base_image=base_image, storage_pool=storage_pool,
-        ssh_user=ssh_user, interface=interface, vm=vm,
-        corosync=Corosync(token, consensus, cluster_name, ping_interval, ping_timeout),
-        haproxy=haproxy, pacemaker=pacemaker,
-    )
+    return Settings(vip=vip, nodes=nodes, masters=masters, network=network, vm=vm, corosync=corosync,
+                    haproxy=haproxy, pacemaker=pacemaker, **top)
 
 
 def load_stack_file(path: str) -> dict[str, Any]:
     """Read a Pulumi.<stack>.yaml and return its `hapx:` config without the namespace prefix."""
-    import yaml
+    from hapx import stackfile
 
-    with open(path, encoding="utf-8") as fh:
-        doc = yaml.safe_load(fh) or {}
-    config = doc.get("config") or {}
-    prefix = NAMESPACE + ":"
-    return {k[len(prefix):]: v for k, v in config.items() if k.startswith(prefix)}
+    return stackfile.read(path).hapx

@@ -98,11 +98,13 @@ def _config_values(config: dict[str, Any]) -> dict[str, str]:
 
 
 def run_program(config: dict[str, Any], stack: str = "dev", secret_config: dict[str, str] | None = None,
-                mocks: GraphMocks | None = None) -> Graph:
-    """Run the real __main__.py under mocks with the given `hapx:` config."""
+                mocks: GraphMocks | None = None, plain_config: dict[str, str] | None = None) -> Graph:
+    """Run the real __main__.py under mocks with the given `hapx:` config (secret_config: set with
+    --secret; plain_config: full `namespace:key` values as given, not secret)."""
     mocks = mocks or GraphMocks()
     pulumi.runtime.set_mocks(mocks, project="hapx", stack=stack, preview=False)
     values = _config_values(config)
+    values.update(plain_config or {})
     secret_keys = []
     for k, v in (secret_config or {}).items():
         values[f"hapx:{k}"] = v

@@ -2,6 +2,7 @@
 
 import copy
 
+import pulumi
 import pytest
 
 from tests.unit.pulumi_harness import GraphMocks, run_program
@@ -256,15 +257,49 @@ def test_secret_config_overrides_generation(dev_config):
     assert pair.public.split()[1] in ci
 
 
-def test_bad_config_fails_before_any_resource(dev_config):
-    from hapx.settings import SettingsError
+def _refused(cfg: dict, **kw) -> str:
+    """The message `pulumi up` stops with; nothing was registered before it."""
+    mocks = GraphMocks()
+    with pytest.raises(pulumi.RunError) as err:
+        run_program(cfg, mocks=mocks, **kw)
+    assert mocks.resources == {}
+    return str(err.value)
 
+
+def test_bad_config_fails_before_any_resource(dev_config):
     cfg = copy.deepcopy(dev_config)
     cfg["vip"] = "192.168.9.20"
     cfg["haproxy"] = {"statsPort": 99999}
-    mocks = GraphMocks()
-    with pytest.raises(SettingsError) as err:
-        run_program(cfg, mocks=mocks)
-    text = str(err.value)
-    assert "hapx:vip" in text and "hapx:haproxy.statsPort" in text
-    assert mocks.resources == {}
+    text = _refused(cfg)
+    assert "hapx:vip: 192.168.9.20 is outside network.cidr 192.168.4.0/24" in text
+    assert "hapx:haproxy.statsPort: must be between 1 and 65535, got 99999" in text
+    assert "2 problem(s)" in text
+
+
+def test_bad_secrets_fail_before_any_resource_without_their_values(dev_config):
+    from hapx import keys
+
+    bad = {"statsPassword": "short", "corosyncAuthkey": "bm90IGxvbmcgZW5vdWdo",
+           "sshPrivateKey": "-----BEGIN OPENSSH PRIVATE KEY-----\nnope\n"}
+    text = _refused(dev_config, secret_config=bad)
+    assert "hapx:statsPassword: must be 12 to 128 letters, digits or" in text
+    assert "hapx:corosyncAuthkey: decodes to 15 bytes; corosync needs 128 to 4096" in text
+    assert "hapx:sshPrivateKey: is not an unencrypted OpenSSH private key (it does not parse)" in text
+    assert not any(v in text for v in ("short", "bm90IGxvbmcgZW5vdWdo", "nope"))
+    good = keys.password()
+    text = _refused(dev_config, plain_config={"hapx:statsPassword": good})
+    assert ("hapx:statsPassword: is stored in plain text: set it with "
+            "`pulumi config set --secret hapx:statsPassword`") in text
+    assert good not in text
+
+
+def test_a_setting_under_a_misspelt_namespace_is_refused(dev_config):
+    text = _refused(dev_config, plain_config={"hpax:statsPassword": "x", "libvirt:uri": "qemu:///system"})
+    assert ("hpax:statsPassword: not read: hapx reads its settings from the `hapx:` namespace "
+            "(did you mean hapx:statsPassword?)") in text
+    assert "libvirt:uri" not in text  # a provider's own namespace
+
+
+def test_a_local_base_image_must_exist(dev_config):
+    cfg = dict(dev_config, baseImage="build/no-such-image.qcow2")
+    assert "hapx:baseImage: 'build/no-such-image.qcow2' is not a readable file" in _refused(cfg)
