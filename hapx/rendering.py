@@ -29,12 +29,15 @@ DEFAULT_KEYFILE = "/etc/corosync/authkey"
 _YAML_RAW_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\ud800-\udfff\ufeff\ufffe\uffff]")
 
 
-def yaml_quote(value: object) -> str:
+def yaml_quote(value: object, key: bool = False) -> str:
     """str(value) as a double-quoted YAML scalar that YAML 1.1 and 1.2 readers read back exactly."""
     # A double-quoted scalar is never resolved to a bool, null or number, in either version,
     # and JSON's escapes are a subset of YAML's.
-    text = json.dumps(str(value), ensure_ascii=False)
-    return _YAML_RAW_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    text = _YAML_RAW_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(str(value), ensure_ascii=False))
+    # Both versions end an implicit mapping key at 1024 characters.
+    if key and len(text) > 1024:
+        raise ValueError(f"{str(value)[:40]!r}... is too long for a YAML mapping key")
+    return text
 
 
 def shell_quote(value: object) -> str:
