@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import json
+import re
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
@@ -21,6 +24,49 @@ OCF_AGENT_NAME = "ipaddr"
 PACKAGES = ("corosync", "pacemaker", "crmsh", "resource-agents", "haproxy", "curl")
 DEFAULT_KEYFILE = "/etc/corosync/authkey"
 
+# What JSON leaves raw in a string but YAML would fold (NEL, LS, PS) or refuse (DEL, C1
+# controls, surrogates, BOM, non-characters) inside a double-quoted scalar.
+_YAML_RAW_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\ud800-\udfff\ufeff\ufffe\uffff]")
+
+
+def yaml_quote(value: object, key: bool = False) -> str:
+    """str(value) as a double-quoted YAML scalar that YAML 1.1 and 1.2 readers read back exactly."""
+    # A double-quoted scalar is never resolved to a bool, null or number, in either version,
+    # and JSON's escapes are a subset of YAML's.
+    text = _YAML_RAW_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(str(value), ensure_ascii=False))
+    # Both versions end an implicit mapping key at 1024 characters.
+    if key and len(text) > 1024:
+        raise ValueError(f"{str(value)[:40]!r}... is too long for a YAML mapping key")
+    return text
+
+
+def shell_quote(value: object) -> str:
+    """str(value) as one shell word (bare when it needs no quotes); NUL has no shell spelling."""
+    text = str(value)
+    if "\0" in text:
+        raise ValueError(f"{text!r} cannot be passed to a shell (NUL)")
+    return shlex.quote(text)
+
+
+def haproxy_quote(value: object) -> str:
+    """str(value) as one haproxy.cfg word: HAProxy 2.6 reads single quotes and \\' as a shell does."""
+    text = str(value)
+    # A line break ends the directive whatever the quoting; NUL ends HAProxy's line buffer.
+    if any(c in text for c in "\0\r\n"):
+        raise ValueError(f"{text!r} cannot be written into haproxy.cfg (line break or NUL)")
+    return shlex.quote(text)
+
+
+def corosync_value(value: object) -> str:
+    """str(value) checked to read back as itself in corosync.conf, which has no quoting."""
+    text = str(value)
+    # corosync's parser (exec/coroparse.c) takes a line holding '{' anywhere as a section
+    # start and trims each value; a line break would start another line.
+    if not text or text != text.strip() or any(c in text for c in "{}\0\r\n"):
+        raise ValueError(f"{text!r} cannot be written into corosync.conf")
+    return text
+
+
 _env = jinja2.Environment(
     loader=jinja2.FileSystemLoader(str(TEMPLATES)),
     undefined=jinja2.StrictUndefined,
@@ -32,6 +78,8 @@ _env = jinja2.Environment(
     comment_start_string="{{#",
     comment_end_string="#}}",
 )
+# One filter per language a value is written into: the templates quote with these.
+_env.filters.update(yaml=yaml_quote, sh=shell_quote, haproxy=haproxy_quote, corosync=corosync_value)
 
 
 @dataclass(frozen=True)

@@ -238,6 +238,60 @@ def check_user_data(path: Path) -> ToolResult:
     return result
 
 
+# What `cloud-init schema --config-file` runs (cloudinit/config/schema.py, handle_schema_args),
+# over many files in one interpreter: cloud-init's start-up dominates one file's check.
+_SCHEMA_BATCH = r"""
+import json, sys
+from cloudinit.config.schema import SchemaValidationError, get_schema, validate_cloudconfig_file
+schema = get_schema()
+errors = {}
+for path in sys.argv[1:]:
+    try:
+        validate_cloudconfig_file(path, schema)
+    except (SchemaValidationError, RuntimeError) as err:
+        errors[path] = str(err)
+print(json.dumps(errors))
+"""
+
+
+def check_user_data_batch(paths: Sequence[Path]) -> dict[Path, str]:
+    """cloud-init 22.4's schema check of `cloud-init schema --config-file` on each file, in one
+    process: each rejected file with cloud-init's message (empty when all pass)."""
+    if not paths:
+        return {}
+    result = run_ok([SYSTEM_PYTHON, "-c", _SCHEMA_BATCH, *map(str, paths)], timeout=TIMEOUT_S * 2)
+    # cloud-init prints its deprecation notes before the summary line.
+    return {Path(path): message for path, message in json.loads(result.stdout.strip().splitlines()[-1]).items()}
+
+
+# What `cloud-init devel net-convert` runs (cloudinit/cmd/devel/net_convert.py), over many
+# (file, output kind, directory) in one interpreter.
+_NET_CONVERT_BATCH = r"""
+import json, sys, traceback
+from cloudinit.cmd.devel import net_convert
+errors = {}
+for path, kind, outdir in json.loads(sys.stdin.read()):
+    try:
+        args = net_convert.get_parser().parse_args(["--network-data", path, "--kind", "yaml", "--directory",
+                                                    outdir, "--distro", "debian", "--output-kind", kind])
+        net_convert.handle_args("net-convert", args)
+    except BaseException:
+        errors[path + " -O " + kind] = traceback.format_exc(limit=2)
+print(json.dumps(errors))
+"""
+
+
+def net_convert_batch(items: Sequence[tuple[Path, str, Path]]) -> dict[str, str]:
+    """cloud-init's converter on each (network-config, output kind, directory), in one process:
+    each failure (`PATH -O KIND`) with its error; the files are written into each directory."""
+    if not items:
+        return {}
+    result = run_ok([SYSTEM_PYTHON, "-c", _NET_CONVERT_BATCH],
+                    input=json.dumps([[str(p), kind, str(d)] for p, kind, d in items]), timeout=TIMEOUT_S * 2)
+    # handle_args prints what it wrote before the summary line.
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
 _SCHEMA_KEYS = r"""
 import json
 from cloudinit.config.schema import get_schema
