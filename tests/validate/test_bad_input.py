@@ -180,17 +180,17 @@ def _with(**changes) -> dict:
 ISSUE_CASES = {
     "interface-on": _with(interface="on"),
     "domain-on": _with(network__domain="on"),
-    "names-1-null": _with(nodes__0__name="1", nodes__1__name="null"),
+    "names-null-on": _with(nodes__0__name="null", nodes__1__name="on"),
     "names-0x1f-yes": _with(nodes__0__name="0x1f", nodes__1__name="yes"),
     "ssh-user-null": _with(sshUser="null"),
-    "fqdn-a-float": _with(nodes__0__name="1", network__domain="5"),
+    "fqdn-numeric-domain": _with(nodes__0__name="1e3", network__domain="5"),
 }
 
 
 def test_issue_cases_pass_cloud_init_and_read_back(work):
-    """interface 'on', domain 'on', node names "1", "null", "0x1f", "yes", sshUser 'null' (and a
-    node "1" in domain "5", whose unquoted fqdn would be the float 1.5): settings accept each,
-    and every rendered file passes the tools and reads back as given."""
+    """interface 'on', domain 'on', node names "null", "on", "0x1f", "yes", sshUser 'null' (and a
+    node "1e3" in domain "5"; all-digit names such as "1" are refused by the settings): settings
+    accept each, and every rendered file passes the tools and reads back as given."""
     renders = [_render(label, settings_from_dict(cfg), work / label) for label, cfg in ISSUE_CASES.items()]
     problems = check_renders(renders, work / "checks")
     assert not problems, "\n\n".join(problems)
