@@ -175,7 +175,10 @@ PCMK_INFINITY = 1000000
 
 def vip_off_dc_score(settings: Settings) -> str:
     """The VIP's preference for a node that is not the DC: above resource-stickiness, so the VIP
-    leaves the DC when another node is up; at most Pacemaker's INFINITY."""
+    leaves the DC when another node is up; at most Pacemaker's INFINITY. 0 (no preference, so
+    stickiness alone decides) when pacemaker.vipPlacement is sticky."""
+    if settings.pacemaker.vip_placement == "sticky":
+        return "0"
     score = settings.pacemaker.stickiness + 100
     return "INFINITY" if score >= PCMK_INFINITY else str(score)
 

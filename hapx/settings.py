@@ -192,6 +192,7 @@ class Pacemaker:
     vip_monitor_s: int
     haproxy_monitor_s: int
     stickiness: int
+    vip_placement: str
 
 
 @dataclass(frozen=True)

@@ -186,6 +186,16 @@ def test_crm_config_uses_id_form_and_a_deliberate_colocation(dev):
     assert "order haproxy-before-vip Mandatory: haproxy-clone vip" in crm
 
 
+@pytest.mark.parametrize("pacemaker, rule", [
+    ({}, "rule 200: #is_dc eq false"),
+    ({"stickiness": 999950}, "rule INFINITY: #is_dc eq false"),
+    ({"vipPlacement": "sticky"}, "rule 0: #is_dc eq false"),
+])
+def test_vip_placement_scores_the_off_dc_rule(dev_config, pacemaker, rule):
+    crm = rendering.cluster_crm(settings_from_dict(dict(dev_config, pacemaker=pacemaker)))
+    assert f"location vip-off-the-dc vip \\\n    {rule}\n" in crm
+
+
 def test_templates_fail_loudly_on_a_missing_variable(dev):
     with pytest.raises(jinja2.UndefinedError):
         rendering.render_template("corosync.conf.j2", settings=dev)  # keyfile missing

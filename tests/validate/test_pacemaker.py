@@ -582,3 +582,32 @@ def test_warm_check_catches_the_old_cold_start(dev_stack, work, crm_env):
     survivor = harness.placed_with(failed.placement, VIP, HAPROXY)
     with pytest.raises(CheckFailed, match=r"\('start', '" + survivor):
         harness.check_untouched(failed, HAPROXY, survivor)
+
+
+def test_sticky_placement_keeps_the_vip_where_it_is(dev_stack, work, crm_env):
+    """pacemaker.vipPlacement sticky: the VIP's node fails, the survivor (the DC) takes the VIP,
+    and when the failed node comes back nothing moves (no fail-back); nor does a VIP on the DC
+    leave it while the other node is up."""
+    from hapx.settings import settings_from_dict
+    from tests.validate.variants import dev
+
+    cfg = dev()
+    cfg["pacemaker"] = {"vipPlacement": "sticky"}
+    crm_file = work / "sticky.crm"
+    crm_file.write_text(rendering.cluster_crm(settings_from_dict(cfg)))
+    cib = load_fresh(dev_stack, work, crm_env, crm_file, name="sticky-cib.xml")
+    up = simulate_up(dev_stack, cib, work)
+    holder = harness.placed_with(up.placement, VIP, CLONE)
+    (survivor,) = [n for n in node_names(dev_stack) if n != holder]
+    on_dc = harness.simulate(harness.set_dc(up.cib_out, work / "sticky-dc.xml", holder), work / "sticky-stay.xml")
+    assert on_dc.ops(VIP) == [], on_dc.actions
+    failed = harness.simulate(harness.set_dc(up.cib_out, work / "sticky-dc2.xml", survivor),
+                              work / "sticky-failed.xml", fail=[holder])
+    assert failed.ops(VIP) == [("start", survivor)], failed.actions
+    shutil.copy(failed.cib_out, work / "sticky-rebooted.xml")
+    harness.forget_node_history(work / "sticky-rebooted.xml", holder)
+    back = harness.simulate(harness.set_dc(work / "sticky-rebooted.xml", work / "sticky-rebooted-dc.xml", survivor),
+                            work / "sticky-back.xml", up=[holder])
+    assert back.ops(HAPROXY) == [("start", holder)]
+    assert back.ops(VIP) == [], f"the VIP failed back: {back.actions}"
+    assert harness.placed_with(back.placement, VIP, CLONE) == survivor
