@@ -44,6 +44,7 @@ class HaproxyCluster(pulumi.ComponentResource):
     backend_masters: pulumi.Output[list]
     api_endpoint: pulumi.Output[str]
     stats_url: pulumi.Output[str]
+    metrics_urls: pulumi.Output[dict]
     stats_user: pulumi.Output[str]
     ssh_user: pulumi.Output[str]
     node_host_keys: pulumi.Output[dict]
@@ -98,6 +99,7 @@ class HaproxyCluster(pulumi.ComponentResource):
         self.backend_masters = pulumi.Output.from_input([f"{m.name} {m.endpoint}" for m in s.masters])
         self.api_endpoint = pulumi.Output.from_input(f"{s.vip}:{s.haproxy.frontend_port}")
         self.stats_url = pulumi.Output.from_input(f"http://{s.vip}:{s.haproxy.stats_port}/")
+        self.metrics_urls = pulumi.Output.from_input(rendering.metrics_urls(s))
         self.ssh_user = pulumi.Output.from_input(s.ssh_user)
         self.stats_user = pulumi.Output.from_input(s.haproxy.stats_user)
         self.node_host_keys = pulumi.Output.all(**secrets["host_public_keys"]).apply(
@@ -108,6 +110,7 @@ class HaproxyCluster(pulumi.ComponentResource):
             "backendMasters": self.backend_masters,
             "apiEndpoint": self.api_endpoint,
             "statsUrl": self.stats_url,
+            "metricsUrls": self.metrics_urls,
             "statsUser": self.stats_user,
             "sshUser": self.ssh_user,
             "nodeHostKeys": self.node_host_keys,

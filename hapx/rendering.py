@@ -20,6 +20,8 @@ OCF_AGENT_PROVIDER = "hapx"
 OCF_AGENT_NAME = "ipaddr"
 PACKAGES = ("corosync", "pacemaker", "crmsh", "resource-agents", "haproxy", "curl")
 DEFAULT_KEYFILE = "/etc/corosync/authkey"
+# HAProxy's backend of masters: the metrics and the status command name it too.
+BACKEND = "kubernetes-masters"
 
 _env = jinja2.Environment(
     loader=jinja2.FileSystemLoader(str(TEMPLATES)),
@@ -106,14 +108,35 @@ def corosync_conf(settings: Settings, keyfile: str = DEFAULT_KEYFILE) -> str:
     return render_template("corosync.conf.j2", settings=settings, keyfile=keyfile)
 
 
+@dataclass(frozen=True)
+class Metrics:
+    """Where HAProxy serves its Prometheus exporter on each node (haproxy.cfg's metrics section)."""
+
+    # HAProxy's documentation serves the exporter on 8405; hapx:haproxy.metricsPort would set it.
+    port: int = 8405
+    path: str = "/metrics"
+    frontend: str = "metrics"
+    userlist: str = "stats-users"
+
+
+METRICS = Metrics()
+
+
+def metrics_urls(settings: Settings) -> dict[str, str]:
+    """Each node's metrics URL (node name -> URL), on the node's own address."""
+    return {n.name: f"http://{n.ip}:{METRICS.port}{METRICS.path}" for n in settings.nodes}
+
+
 def haproxy_cfg(settings: Settings, stats_password: str) -> str:
-    """haproxy.cfg: the TCP frontend over the masters and the password-protected stats page."""
+    """haproxy.cfg: the TCP frontend over the masters, the stats page and each node's metrics."""
     if any(c in stats_password for c in " \t\r\n#\\'\""):
         raise ValueError("hapx:statsPassword must not contain whitespace, quotes, '#' or '\\'")
     return render_template(
         "haproxy.cfg.j2",
         settings=settings,
         stats_password=stats_password,
+        backend=BACKEND,
+        metrics=METRICS,
         resolvers=sorted(m.address for m in settings.masters if not _is_ip(m.address)),
     )
 
