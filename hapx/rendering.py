@@ -22,6 +22,8 @@ PACKAGES = ("corosync", "pacemaker", "crmsh", "resource-agents", "haproxy", "cur
 DEFAULT_KEYFILE = "/etc/corosync/authkey"
 # HAProxy's backend of masters: the metrics and the status command name it too.
 BACKEND = "kubernetes-masters"
+# HAProxy's admin socket on the nodes: the status command reads the servers' states there.
+ADMIN_SOCKET = "/run/haproxy/admin.sock"
 
 _env = jinja2.Environment(
     loader=jinja2.FileSystemLoader(str(TEMPLATES)),
@@ -136,6 +138,7 @@ def haproxy_cfg(settings: Settings, stats_password: str) -> str:
         settings=settings,
         stats_password=stats_password,
         backend=BACKEND,
+        admin_socket=ADMIN_SOCKET,
         metrics=METRICS,
         resolvers=sorted(m.address for m in settings.masters if not _is_ip(m.address)),
     )
