@@ -239,13 +239,20 @@ def collect(outputs: Mapping) -> list[NodeReport]:
             return list(pool.map(lambda n: ask_node(outputs, n, key_file, known_hosts), outputs["nodeIps"]))
 
 
-def stack_outputs(stack: str) -> dict:
-    """The stack's outputs, secrets included, through the project's Pulumi environment."""
+class OutputsError(Exception):
+    """The stack's outputs cannot be read; the message says why."""
+
+
+def stack_outputs(stack: str, project: Path = PROJECT) -> dict:
+    """The stack's outputs, secrets included, through the project's Pulumi environment (as `make up`)."""
+    # scripts/pulumi-env would generate a passphrase where none is: a new one decrypts nothing.
+    if not (project / ".pulumi-passphrase").is_file() and not os.environ.get("PULUMI_CONFIG_PASSPHRASE"):
+        raise OutputsError(f"no stack here: {project} has no .pulumi-passphrase (its stacks' secrets key)")
     script = '. scripts/pulumi-env >&2 && exec pulumi stack output --json --show-secrets --stack "$1"'
-    res = subprocess.run(["bash", "-c", script, "hapx-status", stack], cwd=PROJECT, capture_output=True,
+    res = subprocess.run(["bash", "-c", script, "hapx-status", stack], cwd=project, capture_output=True,
                          text=True, timeout=300)
     if res.returncode != 0:
-        raise SystemExit(f"hapx.status: cannot read the outputs of stack {stack}:\n{res.stderr.strip()}")
+        raise OutputsError(f"cannot read the outputs of stack {stack}:\n{res.stderr.strip()}")
     return json.loads(res.stdout)
 
 
@@ -259,7 +266,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     try:
         outputs = json.loads(args.outputs.read_text()) if args.outputs else stack_outputs(args.stack)
         missing = {"vip", "nodeIps", "nodeHostKeys", "sshUser", "sshPrivateKey", "backendMasters"} - set(outputs)
-    except (OSError, ValueError, SystemExit) as err:
+    except (OSError, ValueError, OutputsError) as err:
         print(f"hapx.status: {err}", file=sys.stderr)
         return UNKNOWN
     if missing:

@@ -167,3 +167,10 @@ def test_main_refuses_outputs_without_what_it_needs(tmp_path, capsys):
     path.write_text('{"vip": "10.99.4.20"}')
     assert status.main(["--outputs", str(path)]) == 2
     assert "lack" in capsys.readouterr().err
+
+
+def test_a_stack_without_its_passphrase_is_refused_before_pulumi_runs(tmp_path, monkeypatch):
+    monkeypatch.delenv("PULUMI_CONFIG_PASSPHRASE", raising=False)
+    with pytest.raises(status.OutputsError, match="no .pulumi-passphrase"):
+        status.stack_outputs("dev", project=tmp_path)
+    assert not (tmp_path / ".pulumi-passphrase").exists()
