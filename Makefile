@@ -5,7 +5,7 @@ OUT ?= build/$(STACK)
 PYTEST := .venv/bin/python -m pytest
 
 .PHONY: help lab lab-down up destroy render check test unit validate containers-test vm-test \
-        containers containers-down bench bench-vm soak soak-loaded engine image clean
+        containers containers-down status bench bench-vm bench-plot soak soak-loaded engine image clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -26,6 +26,10 @@ destroy: ## `pulumi destroy` of STACK
 render: ## write every artifact for STACK into OUT, without the engine (test secrets)
 	scripts/install-deps
 	.venv/bin/python -m hapx.render --stack $(STACK) --out $(OUT)
+
+status: ## one screen of STACK's pair (nodes, VIP, HAProxy, masters per node); exits 1 when degraded
+	@scripts/install-deps
+	.venv/bin/python -m hapx.status --stack $(STACK)
 
 check: ## validate STACK's configuration
 	scripts/install-deps
@@ -57,11 +61,17 @@ containers: ## the pair in containers at native speed (`lab/labctl` drives it)
 containers-down: ## remove everything the container lab made
 	lab/labctl down
 
-bench: ## failover benchmark on containers: hard node loss and planned switchover, 20 runs each
+bench: ## failover benchmark on containers: hard node loss and planned switchover, 20 runs each; build/bench/failover.png
+	scripts/install-deps lab
 	lab/bench-failover
 
 bench-vm: ## the same on the VM lab (emulated: 10-50 times slower), 5 runs each
+	scripts/install-deps lab
 	lab/bench-failover --backend vm --runs 5 --interval 0.1
+
+bench-plot: ## draw build/bench/failover.png again from the saved results (build/bench/*.json)
+	scripts/install-deps
+	.venv/bin/python lab/bench-plot --out build/bench/failover.png build/bench/*.json
 
 soak: ## 10 minutes idle on the container lab: membership changes, VIP moves, failed requests
 	lab/soak --minutes 10

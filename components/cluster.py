@@ -12,7 +12,7 @@ import pulumi_libvirt as libvirt
 
 from components.node import HaproxyNode, HaproxyNodeArgs
 from components.secrets import RandomSecret, SshKeyPair
-from hapx import bootstrap, keys, rendering
+from hapx import bootstrap, keys, outputs, rendering
 from hapx.rendering import HostKey, SecretValues
 from hapx.settings import Node, Settings
 
@@ -44,6 +44,7 @@ class HaproxyCluster(pulumi.ComponentResource):
     backend_masters: pulumi.Output[list]
     api_endpoint: pulumi.Output[str]
     stats_url: pulumi.Output[str]
+    metrics_urls: pulumi.Output[dict]
     stats_user: pulumi.Output[str]
     ssh_user: pulumi.Output[str]
     node_host_keys: pulumi.Output[dict]
@@ -93,13 +94,15 @@ class HaproxyCluster(pulumi.ComponentResource):
 
         self.nodes, self.steps = self._build(name, s, secrets, network_id, on_libvirt)
 
-        self.vip = pulumi.Output.from_input(str(s.vip))
-        self.node_ips = pulumi.Output.from_input({n.name: str(n.ip) for n in s.nodes})
-        self.backend_masters = pulumi.Output.from_input([f"{m.name} {m.endpoint}" for m in s.masters])
-        self.api_endpoint = pulumi.Output.from_input(f"{s.vip}:{s.haproxy.frontend_port}")
-        self.stats_url = pulumi.Output.from_input(f"http://{s.vip}:{s.haproxy.stats_port}/")
-        self.ssh_user = pulumi.Output.from_input(s.ssh_user)
-        self.stats_user = pulumi.Output.from_input(s.haproxy.stats_user)
+        plain = outputs.plain_outputs(s)
+        self.vip = pulumi.Output.from_input(plain["vip"])
+        self.node_ips = pulumi.Output.from_input(plain["nodeIps"])
+        self.backend_masters = pulumi.Output.from_input(plain["backendMasters"])
+        self.api_endpoint = pulumi.Output.from_input(plain["apiEndpoint"])
+        self.stats_url = pulumi.Output.from_input(plain["statsUrl"])
+        self.metrics_urls = pulumi.Output.from_input(plain["metricsUrls"])
+        self.ssh_user = pulumi.Output.from_input(plain["sshUser"])
+        self.stats_user = pulumi.Output.from_input(plain["statsUser"])
         self.node_host_keys = pulumi.Output.all(**secrets["host_public_keys"]).apply(
             lambda keys_: {n: HostKey(private="", public=k).key for n, k in keys_.items()})
         self.register_outputs({
@@ -108,6 +111,7 @@ class HaproxyCluster(pulumi.ComponentResource):
             "backendMasters": self.backend_masters,
             "apiEndpoint": self.api_endpoint,
             "statsUrl": self.stats_url,
+            "metricsUrls": self.metrics_urls,
             "statsUser": self.stats_user,
             "sshUser": self.ssh_user,
             "nodeHostKeys": self.node_host_keys,

@@ -23,6 +23,10 @@ OCF_AGENT_PROVIDER = "hapx"
 OCF_AGENT_NAME = "ipaddr"
 PACKAGES = ("corosync", "pacemaker", "crmsh", "resource-agents", "haproxy", "curl")
 DEFAULT_KEYFILE = "/etc/corosync/authkey"
+# HAProxy's backend of masters: the metrics and the status command name it too.
+BACKEND = "kubernetes-masters"
+# HAProxy's admin socket on the nodes: the status command reads the servers' states there.
+ADMIN_SOCKET = "/run/haproxy/admin.sock"
 
 # What JSON leaves raw in a string but YAML would fold (NEL, LS, PS) or refuse (DEL, C1
 # controls, surrogates, BOM, non-characters) inside a double-quoted scalar.
@@ -154,14 +158,34 @@ def corosync_conf(settings: Settings, keyfile: str = DEFAULT_KEYFILE) -> str:
     return render_template("corosync.conf.j2", settings=settings, keyfile=keyfile)
 
 
+@dataclass(frozen=True)
+class Metrics:
+    """Where HAProxy serves its Prometheus exporter on each node (haproxy.cfg's metrics section)."""
+
+    path: str = "/metrics"
+    frontend: str = "metrics"
+    userlist: str = "stats-users"
+
+
+METRICS = Metrics()
+
+
+def metrics_urls(settings: Settings) -> dict[str, str]:
+    """Each node's metrics URL (node name -> URL), on the node's own address."""
+    return {n.name: f"http://{n.ip}:{settings.haproxy.metrics_port}{METRICS.path}" for n in settings.nodes}
+
+
 def haproxy_cfg(settings: Settings, stats_password: str) -> str:
-    """haproxy.cfg: the TCP frontend over the masters and the password-protected stats page."""
+    """haproxy.cfg: the TCP frontend over the masters, the stats page and each node's metrics."""
     if any(c in stats_password for c in " \t\r\n#\\'\""):
         raise ValueError("hapx:statsPassword must not contain whitespace, quotes, '#' or '\\'")
     return render_template(
         "haproxy.cfg.j2",
         settings=settings,
         stats_password=stats_password,
+        backend=BACKEND,
+        admin_socket=ADMIN_SOCKET,
+        metrics=METRICS,
         resolvers=sorted(m.address for m in settings.masters if not _is_ip(m.address)),
     )
 

@@ -173,6 +173,7 @@ class Haproxy:
 
     frontend_port: int
     stats_port: int
+    metrics_port: int
     stats_user: str
     health_check: str
     health_check_path: str
@@ -619,11 +620,14 @@ def _knet_rules(r: _Reader, src: Mapping[str, Any], ping_interval: int, ping_tim
 
 def _haproxy(r: _Reader) -> Optional[Haproxy]:
     values = r.section_values("haproxy", r.section("haproxy"))
-    for attr, key in (("frontend_port", "haproxy.frontendPort"), ("stats_port", "haproxy.statsPort")):
+    ports = (("frontend_port", "haproxy.frontendPort"), ("stats_port", "haproxy.statsPort"),
+             ("metrics_port", "haproxy.metricsPort"))
+    for i, (attr, key) in enumerate(ports):
         if values[attr] == SSH_PORT:
             r.fail(key, f"{SSH_PORT} is sshd's port on the nodes: HAProxy could not bind it")
-    if values["stats_port"] is not None and values["stats_port"] == values["frontend_port"]:
-        r.fail("haproxy.statsPort", f"must differ from haproxy.frontendPort ({values['frontend_port']})")
+        for other_attr, other_key in ports[:i]:
+            if values[attr] is not None and values[attr] == values[other_attr]:
+                r.fail(key, f"must differ from {other_key} ({values[other_attr]})")
     return None if None in values.values() else Haproxy(**values)
 
 

@@ -140,6 +140,9 @@ SPEC: tuple[Setting, ...] = (
             attr="frontend_port", lo=1, hi=65535),
     Setting("haproxy.statsPort", INTEGER, 32700, "stats page on the VIP; not 22 or the frontend's",
             attr="stats_port", lo=1, hi=65535),
+    Setting("haproxy.metricsPort", INTEGER, 8405,
+            "Prometheus metrics (`/metrics`, the stats credentials) on each node's own address; "
+            "not 22, the frontend's or the stats page's", attr="metrics_port", lo=1, hi=65535),
     Setting("haproxy.statsUser", STRING, "admin", "stats user", attr="stats_user",
             pattern=r"[A-Za-z0-9_.-]{1,32}", pattern_doc="up to 32 letters, digits, '.', '-' or '_'"),
     Setting("haproxy.healthCheck", CHOICE, "https",

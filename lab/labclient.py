@@ -160,6 +160,20 @@ class Lab:
         return self.client("curl", "-s", "--max-time", "10", "-u", f"{self.stats_user}:{self.stats_password}",
                            url).stdout
 
+    def generated_outputs(self) -> dict:
+        """The outputs a stack generates (nodeHostKeys, sshPrivateKey, statsPassword), as the lab's
+        render holds them: with hapx.outputs.plain_outputs, what `pulumi stack output --json
+        --show-secrets` prints for a stack."""
+        plan = json.loads((self.render / "plan.json").read_text())
+        return {"nodeHostKeys": dict(plan["hostKeys"]), "sshPrivateKey": Path(self.state["lab"]["key"]).read_text(),
+                "statsPassword": self.stats_password}
+
+    def master_power(self, name: str, on: bool) -> None:
+        """Stop (or start again) one stand-in master: its address leaves (or rejoins) the lab
+        namespace's loopback, so HAProxy's checks of it fail (or pass) while the others answer."""
+        master = next(m for m in self.masters if m["name"] == name)
+        self.ctl("client", "--", "ip", "addr", "replace" if on else "del", f"{master['address']}/32", "dev", "lo")
+
     def membership_changes(self) -> dict[str, int]:
         """How many memberships corosync has formed on each node since it started."""
         cmd = "sudo journalctl -u corosync -o cat --no-pager | grep -c 'A new membership' || true"

@@ -213,6 +213,9 @@ def test_outputs(dev_graph):
         "kube-mast01 kube-mast01:6443", "kube-mast02 kube-mast02:6443", "kube-mast03 kube-mast03:6443"]
     assert out["apiEndpoint"] == "192.168.4.20:6443"
     assert out["statsUrl"] == "http://192.168.4.20:32700/"
+    # Each node's own address (a scraper sees both nodes), the port haproxy.cfg binds.
+    assert out["metricsUrls"] == {"hapx-node01": "http://192.168.4.21:8405/metrics",
+                                  "hapx-node02": "http://192.168.4.22:8405/metrics"}
     assert out["statsUser"] == "admin"
     assert out["sshUser"] == "debian"
     assert out["sshPrivateKey"].startswith("-----BEGIN OPENSSH PRIVATE KEY-----")
@@ -221,7 +224,8 @@ def test_outputs(dev_graph):
         cmd = dev_graph.resources[f"hapx-wait-ready-{node}"]
         assert cmd.inputs["connection"]["host"] == ip
         assert out["nodeHostKeys"][node] == cmd.inputs["connection"]["hostKey"]
-    public = {"vip", "nodeIps", "backendMasters", "apiEndpoint", "statsUrl", "statsUser", "sshUser", "nodeHostKeys"}
+    public = {"vip", "nodeIps", "backendMasters", "apiEndpoint", "statsUrl", "metricsUrls", "statsUser", "sshUser",
+              "nodeHostKeys"}
     assert not public & dev_graph.secret_outputs
 
 

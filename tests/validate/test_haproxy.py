@@ -40,6 +40,22 @@ def test_haproxy_cfg_carries_the_settings(stack):
         assert "httpchk" not in text and "check-ssl" not in text
 
 
+def test_metrics_on_each_nodes_own_address_behind_the_stats_credentials(stack):
+    """The exporter's frontend binds every node's own address at the port of the metricsUrls
+    output (never the VIP) and asks for the stats page's user and password first."""
+    s = stack.settings
+    text = (stack.root / "haproxy.cfg").read_text()
+    section = text.split(f"\nfrontend {rendering.METRICS.frontend}\n", 1)[1].split("\n\n", 1)[0]
+    binds = re.findall(r"^\s+bind (\S+)$", section, re.MULTILINE)
+    urls = rendering.metrics_urls(s)
+    assert sorted(binds) == sorted(u.split("/")[2] for u in urls.values())
+    assert sorted(urls) == sorted(n.name for n in s.nodes) and str(s.vip) not in section
+    auth = section.index(f"http-request auth realm hapx unless {{ http_auth({rendering.METRICS.userlist}) }}")
+    assert auth < section.index(f"http-request use-service prometheus-exporter if {{ path {rendering.METRICS.path} }}")
+    users = text.split(f"\nuserlist {rendering.METRICS.userlist}\n", 1)[1].split("\n\n", 1)[0]
+    assert users.split() == ["user", s.haproxy.stats_user, "insecure-password", stack.secrets.stats_password]
+
+
 def test_haproxy_starts_on_a_node_without_the_vip(stack):
     """Pacemaker starts HAProxy on every node, and all but one lack the VIP: with the kernel
     settings the node's user-data installs (net.ipv4.ip_nonlocal_bind), HAProxy binds the VIP
