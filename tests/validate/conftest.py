@@ -63,28 +63,35 @@ class RenderedStack:
         return [self.root / s["script"] for s in self.plan["steps"]]
 
 
-@pytest.fixture(scope="session", params=list(VARIANTS), ids=list(VARIANTS))
-def stack(request, tmp_path_factory) -> RenderedStack:
-    """Each variant rendered once (with fresh test secrets); removed at the end of the session."""
-    name = request.param
+def render_stack(name: str, out: Path) -> RenderedStack:
+    """The variant `name` rendered into `out` with fresh test secrets."""
     settings = settings_from_dict(VARIANTS[name]())
     secrets, private_key = sample_secrets(settings)
-    base = tmp_path_factory.mktemp(f"stack-{name}")
-    out = base / "out"
     plan = render_all(settings, secrets, private_key, out)
-    yield RenderedStack(name, settings, secrets, out, plan, tuple(bootstrap.plan(settings)))
+    return RenderedStack(name, settings, secrets, out, plan, tuple(bootstrap.plan(settings)))
+
+
+@pytest.fixture(scope="session")
+def all_stacks(tmp_path_factory) -> dict[str, RenderedStack]:
+    """Every variant rendered once, by name; removed at the end of the session. Rendered
+    together so that a tool can check every variant's files in one process (see
+    test_cloud_init.cloud_init_runs): a tool's start-up dominates one file's check."""
+    base = tmp_path_factory.mktemp("stacks")
+    yield {name: render_stack(name, base / name / "out") for name in VARIANTS}
     shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session", params=list(VARIANTS), ids=list(VARIANTS))
+def stack(request, all_stacks) -> RenderedStack:
+    """Each variant, rendered once (see all_stacks)."""
+    return all_stacks[request.param]
 
 
 @pytest.fixture(scope="session")
 def dev_stack(tmp_path_factory) -> RenderedStack:
     """The dev stack alone, for tests that break one of its files on purpose."""
-    settings = settings_from_dict(VARIANTS["dev"]())
-    secrets, private_key = sample_secrets(settings)
     base = tmp_path_factory.mktemp("stack-dev-negative")
-    out = base / "out"
-    plan = render_all(settings, secrets, private_key, out)
-    yield RenderedStack("dev", settings, secrets, out, plan, tuple(bootstrap.plan(settings)))
+    yield render_stack("dev", base / "out")
     shutil.rmtree(base, ignore_errors=True)
 
 

@@ -17,8 +17,8 @@ daemon dies with the check.
 from __future__ import annotations
 
 import contextlib
+import functools
 import glob
-import hashlib
 import itertools
 import json
 import os
@@ -265,12 +265,19 @@ def check_user_data_batch(paths: Sequence[Path]) -> dict[Path, str]:
 
 
 # What `cloud-init devel net-convert` runs (cloudinit/cmd/devel/net_convert.py), over many
-# (file, output kind, directory) in one interpreter.
+# (file, output kind, directory) in one interpreter. handle_args edits the distro class's
+# renderer_configs in place (for netplan it trims a leading "/" off netplan_path, once per
+# call): each call gets a fresh copy, as each CLI process does, or the second netplan file
+# lands at tc/netplan/..., the third at c/netplan/...
 _NET_CONVERT_BATCH = r"""
-import json, sys, traceback
+import copy, json, sys, traceback
+from cloudinit import distros
 from cloudinit.cmd.devel import net_convert
+debian = distros.fetch("debian")
+pristine = copy.deepcopy(debian.renderer_configs)
 errors = {}
 for path, kind, outdir in json.loads(sys.stdin.read()):
+    debian.renderer_configs = copy.deepcopy(pristine)
     try:
         args = net_convert.get_parser().parse_args(["--network-data", path, "--kind", "yaml", "--directory",
                                                     outdir, "--distro", "debian", "--output-kind", kind])
@@ -406,46 +413,82 @@ def check_network_config_structure(path: Path, expect: NetworkExpectation) -> di
     return doc
 
 
-_net_convert_cache: dict[tuple[str, str], dict[str, str]] = {}
-
-
 def net_convert(path: Path, outdir: Path, kind: str) -> dict[str, str]:
-    """cloud-init's own converter: parse the network-config as the VM's cloud-init does and
-    render it for a Debian system in `kind` (eni, netplan, networkd). Returns the files written
-    (remembered by content, so a file converted twice in a session runs the tool once)."""
-    key = (hashlib.sha256(path.read_bytes()).hexdigest(), kind)
-    if key in _net_convert_cache:
-        return dict(_net_convert_cache[key])
-    if outdir.exists():
-        shutil.rmtree(outdir)
+    """`cloud-init devel net-convert` itself (one process): parse the network-config as the
+    VM's cloud-init does and render it for a Debian system in `kind` (eni, netplan, networkd)
+    into `outdir`. Returns the files written."""
     result = run(["cloud-init", "devel", "net-convert", "--network-data", path, "--kind", "yaml",
                   "--directory", outdir, "--distro", "debian", "--output-kind", kind])
     files = {str(p.relative_to(outdir)): p.read_text() for p in sorted(outdir.rglob("*")) if p.is_file()}
     if result.returncode != 0 or not files:
         raise CheckFailed(f"cloud-init devel net-convert rejected {path} (-O {kind}):\n{result.describe()}")
-    _net_convert_cache[key] = dict(files)
     return files
 
 
-def check_network_config(path: Path, workdir: Path, expect: NetworkExpectation) -> dict[str, dict[str, str]]:
-    """Structure, then cloud-init's converter for each Debian renderer, and the rendered
-    files carry the address, the MAC, the default gateway and the DNS servers."""
-    check_network_config_structure(path, expect)
-    rendered = {}
-    converted = parallel(lambda kind: net_convert(path, workdir / f"net-{kind}", kind), NET_CONVERT_KINDS)
-    for kind, files in zip(NET_CONVERT_KINDS, converted):
-        text = "\n".join(files.values())
-        wanted = {
-            "eni": [f"address {expect.address}", expect.gateway, expect.mac] + [f"dns-nameservers {' '.join(expect.dns)}"],
-            "netplan": [expect.address, expect.gateway, expect.mac] + list(expect.dns),
-            "networkd": [f"Address={expect.address}", f"Gateway={expect.gateway}",
-                         f"MACAddress={expect.mac}", f"DNS={' '.join(expect.dns)}"],
-        }[kind]
-        lost = [w for w in wanted if w not in text]
-        if lost:
-            raise CheckFailed(f"net-convert -O {kind} of {path} lost {lost}:\n{text}")
-        rendered[kind] = files
-    return rendered
+def check_converted_network(path: Path, kind: str, files: Mapping[str, str], expect: NetworkExpectation) -> None:
+    """What cloud-init's converter wrote for `kind` (eni, netplan, networkd) from the
+    network-config at `path` carries the address, the MAC, the default gateway and the DNS servers."""
+    if not files:
+        raise CheckFailed(f"cloud-init devel net-convert wrote nothing for {path} (-O {kind})")
+    text = "\n".join(files.values())
+    wanted = {
+        "eni": [f"address {expect.address}", expect.gateway, expect.mac] + [f"dns-nameservers {' '.join(expect.dns)}"],
+        "netplan": [expect.address, expect.gateway, expect.mac] + list(expect.dns),
+        "networkd": [f"Address={expect.address}", f"Gateway={expect.gateway}",
+                     f"MACAddress={expect.mac}", f"DNS={' '.join(expect.dns)}"],
+    }[kind]
+    lost = [w for w in wanted if w not in text]
+    if lost:
+        raise CheckFailed(f"net-convert -O {kind} of {path} lost {lost}:\n{text}")
+
+
+@dataclass(frozen=True)
+class CloudInitRuns:
+    """What cloud-init's schema check and converter said about many nodes' files, each tool
+    run once over all of them (run_cloud_init)."""
+
+    user_data: frozenset[Path]
+    schema_errors: dict[Path, str]
+    convert_errors: dict[str, str]  # "PATH -O KIND" -> error
+    converted: dict[tuple[Path, str], dict[str, str]]  # (network-config, kind) -> files written
+
+    def check_user_data(self, path: Path) -> None:
+        """cloud-init's schema accepted the user-data at `path`."""
+        if path not in self.user_data:
+            raise RuntimeError(f"{path} was not in the batch")
+        if path in self.schema_errors:
+            raise CheckFailed(f"cloud-init schema rejected {path}:\n{self.schema_errors[path]}")
+
+    def converted_network(self, path: Path, kind: str) -> dict[str, str]:
+        """The files cloud-init's converter wrote for `kind` from the network-config at `path`."""
+        error = self.convert_errors.get(f"{path} -O {kind}")
+        if error is not None:
+            raise CheckFailed(f"cloud-init devel net-convert rejected {path} (-O {kind}):\n{error}")
+        if (path, kind) not in self.converted:
+            raise RuntimeError(f"{path} (-O {kind}) was not in the batch")
+        return self.converted[(path, kind)]
+
+    def check_network_config(self, path: Path, expect: NetworkExpectation) -> None:
+        """The network-config's structure (check_network_config_structure), then what the
+        converter wrote for each Debian renderer carries the expected values."""
+        check_network_config_structure(path, expect)
+        for kind in NET_CONVERT_KINDS:
+            check_converted_network(path, kind, self.converted_network(path, kind), expect)
+
+
+def run_cloud_init(user_data: Sequence[Path], network_configs: Sequence[Path], workdir: Path) -> CloudInitRuns:
+    """cloud-init's schema check on every user-data and its converter on every network-config
+    for each Debian renderer (eni, netplan, networkd), in one process per tool (the two run
+    side by side)."""
+    outdir = {(p, kind): workdir / f"net-{i}" / kind for i, p in enumerate(network_configs)
+              for kind in NET_CONVERT_KINDS}
+    schema_errors, convert_errors = parallel(lambda job: job(), [
+        lambda: check_user_data_batch(user_data),
+        lambda: net_convert_batch([(p, kind, d) for (p, kind), d in outdir.items()]),
+    ])
+    converted = {key: {str(f.relative_to(d)): f.read_text() for f in sorted(d.rglob("*")) if f.is_file()}
+                 for key, d in outdir.items() if d.is_dir()}
+    return CloudInitRuns(frozenset(user_data), schema_errors, convert_errors, converted)
 
 
 # ----------------------------------------------------------------------------- corosync
@@ -453,9 +496,16 @@ def check_network_config(path: Path, workdir: Path, expect: NetworkExpectation) 
 _netns_seq = itertools.count()
 
 
+NETNS_DIR = Path("/run/netns")  # where `ip netns add` mounts a named namespace (iproute2's NETNS_RUN_DIR)
+
+
 def list_netns() -> list[str]:
-    result = run_ok(["ip", "netns", "list"])
-    return [line.split()[0] for line in result.stdout.splitlines() if line.strip()]
+    """The named network namespaces, as `ip netns list` reads them (the entries of /run/netns):
+    read here directly, since every test's teardown asks (one `ip` process per test otherwise)."""
+    try:
+        return sorted(os.listdir(NETNS_DIR))
+    except FileNotFoundError:
+        return []
 
 
 def _pid_alive(pid: int) -> bool:
@@ -568,6 +618,7 @@ _SYSTEMD_META = re.compile(
     rb'<\?xml version="1\.0"\?>\n<!DOCTYPE resource-agent[^\x00]*?<special tag="systemd"/>\n</resource-agent>\n')
 
 
+@functools.lru_cache(maxsize=1)
 def systemd_metadata_template() -> str:
     """The meta-data Pacemaker generates for a `systemd:` agent, read from the installed
     libcrmservice (a printf format: unit name, unit description, unit name)."""
@@ -625,8 +676,13 @@ class CrmEnv:
     shim_dir: Path
 
     def env(self, cib: Path) -> dict[str, str]:
+        # SETUPTOOLS_USE_DISTUTILS=stdlib: crmsh imports distutils; where python3-setuptools is
+        # installed (this host) its .pth hook swaps in setuptools' copy, which imports setuptools
+        # and pkg_resources: about 0.3 s of CPU per crm run. The nodes have no python3-setuptools
+        # (crmsh does not depend on it; the lab image lacks it), so there crmsh gets the standard
+        # library's distutils, as it does here with this setting.
         return {"PATH": f"{self.shim_dir}:{BASE_PATH}", "HOME": str(self.home), "CIB_file": str(cib),
-                "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
+                "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "SETUPTOOLS_USE_DISTUTILS": "stdlib"}
 
 
 def make_crm_env(workdir: Path) -> CrmEnv:

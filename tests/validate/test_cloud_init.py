@@ -1,7 +1,9 @@
 """cloud-init seed files: cloud-init 22.4 (the VMs' version) accepts each node's user-data,
 reads its network-config into the intended network, and the meta-data names the node."""
 
+import dataclasses
 import functools
+import shutil
 
 import pytest
 import yaml
@@ -27,16 +29,26 @@ def expectation(settings, node) -> NetworkExpectation:
     )
 
 
-def test_cloud_init_schema_accepts_user_data(stack):
-    """`cloud-init schema --config-file user-data` passes for every node."""
-    def check(node):
-        try:
-            harness.check_user_data(stack.node_dir(node) / "user-data")
-        except CheckFailed as err:
-            return str(err)
-        return None
+@pytest.fixture(scope="session")
+def cloud_init_runs(all_stacks, tmp_path_factory):
+    """cloud-init's schema check on every variant's user-data and its converter on every
+    network-config, each tool started once for all of them (its start-up, not the file,
+    dominates one check); the per-variant tests below read what it said about their files."""
+    nodes = [(s, n) for s in all_stacks.values() for n in s.settings.nodes]
+    base = tmp_path_factory.mktemp("cloud-init")
+    yield harness.run_cloud_init([s.node_dir(n) / "user-data" for s, n in nodes],
+                                 [s.node_dir(n) / "network-config" for s, n in nodes], base)
+    shutil.rmtree(base, ignore_errors=True)
 
-    failures = [f for f in harness.parallel(check, stack.settings.nodes) if f]
+
+def test_cloud_init_schema_accepts_user_data(stack, cloud_init_runs):
+    """cloud-init's schema check (what `cloud-init schema --config-file` runs) passes every node's user-data."""
+    failures = []
+    for node in stack.settings.nodes:
+        try:
+            cloud_init_runs.check_user_data(stack.node_dir(node) / "user-data")
+        except CheckFailed as err:
+            failures.append(str(err))
     assert not failures, "\n\n".join(failures)
 
 
@@ -71,23 +83,22 @@ def test_meta_data_names_the_node(stack):
     assert len(ids) == len(stack.settings.nodes)
 
 
-def test_network_config_is_read_by_cloud_init(stack, work):
+def test_network_config_is_read_by_cloud_init(stack, cloud_init_runs):
     """network-config is version 2 with only keys cloud-init reads, and cloud-init's own
-    converter (`cloud-init devel net-convert`) turns it into ifupdown, netplan and networkd
-    files that carry the node's address, MAC, default gateway and DNS servers."""
+    converter (what `cloud-init devel net-convert` runs) turns it into ifupdown, netplan and
+    networkd files that carry the node's address, MAC, default gateway and DNS servers."""
     for node in stack.settings.nodes:
-        harness.check_network_config(stack.node_dir(node) / "network-config", work / node.name,
-                                     expectation(stack.settings, node))
+        cloud_init_runs.check_network_config(stack.node_dir(node) / "network-config", expectation(stack.settings, node))
 
 
-def test_default_route_works_without_net_tools(stack, work):
+def test_default_route_works_without_net_tools(stack, cloud_init_runs):
     """On a Debian 12 image with ifupdown (the lab's image has it, and cloud-init 22.4 picks
     its `eni` renderer first), the default gateway must not depend on net-tools' route(8):
     the `routes: [{to: 0.0.0.0/0, via: GW}]` form renders as `post-up route add default gw
     GW || true`, which fails silently (no default route) when net-tools is not installed;
     `gateway4: GW` renders as ifupdown's own `gateway GW`."""
     for node in stack.settings.nodes:
-        files = harness.net_convert(stack.node_dir(node) / "network-config", work / f"eni-{node.name}", "eni")
+        files = cloud_init_runs.converted_network(stack.node_dir(node) / "network-config", "eni")
         eni = "\n".join(text for name, text in files.items() if "interfaces" in name)
         route_lines = [line.strip() for line in eni.splitlines() if "route add" in line or "route del" in line]
         assert not route_lines, (
@@ -120,49 +131,103 @@ runcmd:
 """
 
 
-def test_cloud_init_schema_accepts_the_negative_tests_base(work):
-    path = work / "user-data"
-    path.write_text(GOOD_USER_DATA)
-    harness.check_user_data(path)
-    harness.check_user_data_keys(path, set(known_keys()))
+USER_DATA_BREAKAGES = {
+    "wrong-type": (lambda t: t.replace("runcmd:\n", "runcmd: 5\nbootcmd:\n", 1), "runcmd: 5 is not of type 'array'"),
+    "no-header": (lambda t: t.replace("#cloud-config\n", "", 1), 'needs to begin with "#cloud-config"'),
+    "bad-yaml": (lambda t: t.replace("ssh_pwauth: false\n", "ssh_pwauth: [\n", 1), "is not valid yaml"),
+    "bad-user": (lambda t: t.replace("    lock_passwd: true\n", "    lock_passwd: maybe\n", 1),
+                 "'lock_passwd': 'maybe'} is not valid"),
+    "empty-genkeytypes": (lambda t: t.replace("ssh_pwauth: false\n", "ssh_pwauth: false\nssh_genkeytypes: []\n", 1),
+                          "ssh_genkeytypes: [] is too short"),
+    # cloud-init 22.4's schema lets an unknown key through; check_user_data_keys does not.
+    "unknown-key": (lambda t: t.replace("manage_etc_hosts:", "manage_etc_host:"), None),
+}
+NETWORK_BREAKAGES = {
+    "bad-address": (lambda t: t.replace("192.168.4.21/24", "192.168.4.321/24", 1), "net-convert rejected"),
+    "misspelt-key": (lambda t: t.replace("    gateway4:", "    gateway:", 1), "keys cloud-init does not read"),
+    "wrong-version": (lambda t: t.replace("version: 2\n", "version: 1\n", 1), "not 2"),
+    "no-mac-match": (lambda t: t.replace("      macaddress:", "      mac:", 1), "match.macaddress"),
+}
 
 
-@pytest.mark.parametrize("breakage, words", [
-    (lambda t: t.replace("runcmd:\n", "runcmd: 5\nbootcmd:\n", 1), "runcmd: 5 is not of type 'array'"),
-    (lambda t: t.replace("#cloud-config\n", "", 1), 'needs to begin with "#cloud-config"'),
-    (lambda t: t.replace("ssh_pwauth: false\n", "ssh_pwauth: [\n", 1), "is not valid yaml"),
-    (lambda t: t.replace("    lock_passwd: true\n", "    lock_passwd: maybe\n", 1), "'lock_passwd': 'maybe'} is not valid"),
-    (lambda t: t.replace("ssh_pwauth: false\n", "ssh_pwauth: false\nssh_genkeytypes: []\n", 1),
-     "ssh_genkeytypes: [] is too short"),
-], ids=["wrong-type", "no-header", "bad-yaml", "bad-user", "empty-genkeytypes"])
-def test_cloud_init_schema_rejects_broken_user_data(work, breakage, words):
-    path = harness.write_broken(work, "user-data", GOOD_USER_DATA, breakage)
+@pytest.fixture(scope="module")
+def broken(dev_stack, tmp_path_factory):
+    """The negative tests' files (the base user-data, each breakage of it, each breakage of the
+    dev stack's first network-config) through the same batched runs as the stacks' files:
+    (the runs, {name: user-data}, {name: network-config})."""
+    base = tmp_path_factory.mktemp("cloud-init-broken")
+    user_data = {"base": base / "base.user-data"}
+    user_data["base"].write_text(GOOD_USER_DATA)
+    for name, (breakage, _) in USER_DATA_BREAKAGES.items():
+        user_data[name] = harness.write_broken(base, f"{name}.user-data", GOOD_USER_DATA, breakage)
+    net_text = (dev_stack.node_dir(dev_stack.settings.nodes[0]) / "network-config").read_text()
+    networks = {name: harness.write_broken(base, f"{name}.network-config", net_text, breakage)
+                for name, (breakage, _) in NETWORK_BREAKAGES.items()}
+    runs = harness.run_cloud_init(list(user_data.values()), list(networks.values()), base / "out")
+    yield runs, user_data, networks
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def test_cloud_init_schema_accepts_the_negative_tests_base(broken):
+    runs, user_data, _ = broken
+    runs.check_user_data(user_data["base"])
+    harness.check_user_data_keys(user_data["base"], set(known_keys()))
+
+
+def test_batched_schema_check_says_what_the_cli_says(broken):
+    """`cloud-init schema --config-file` itself accepts the base and rejects a broken file with
+    the words the batched check (what the tests above use) reports."""
+    runs, user_data, _ = broken
+    harness.check_user_data(user_data["base"])
     with pytest.raises(CheckFailed) as err:
-        harness.check_user_data(path)
-    assert words in str(err.value)
+        harness.check_user_data(user_data["wrong-type"])
+    assert USER_DATA_BREAKAGES["wrong-type"][1] in str(err.value)
+    assert USER_DATA_BREAKAGES["wrong-type"][1] in runs.schema_errors[user_data["wrong-type"]]
 
 
-def test_unknown_user_data_key_is_rejected(work):
-    path = work / "user-data"
-    path.write_text(GOOD_USER_DATA.replace("manage_etc_hosts:", "manage_etc_host:"))
-    harness.check_user_data(path)  # cloud-init 22.4's schema lets it through...
+def test_batched_converter_writes_what_the_cli_writes(all_stacks, cloud_init_runs, work):
+    """`cloud-init devel net-convert` itself writes the same files, by name and content, as the
+    batched converter (for a node converted late in the batch, where state left by earlier
+    conversions would show)."""
+    last = list(all_stacks.values())[-1]
+    path = last.node_dir(last.settings.nodes[-1]) / "network-config"
+    for kind in harness.NET_CONVERT_KINDS:
+        assert harness.net_convert(path, work / kind, kind) == cloud_init_runs.converted_network(path, kind)
+
+
+@pytest.mark.parametrize("name", [n for n, (_, words) in USER_DATA_BREAKAGES.items() if words])
+def test_cloud_init_schema_rejects_broken_user_data(broken, name):
+    runs, user_data, _ = broken
+    with pytest.raises(CheckFailed) as err:
+        runs.check_user_data(user_data[name])
+    assert USER_DATA_BREAKAGES[name][1] in str(err.value)
+
+
+def test_unknown_user_data_key_is_rejected(broken):
+    runs, user_data, _ = broken
+    runs.check_user_data(user_data["unknown-key"])  # cloud-init 22.4's schema lets it through...
     with pytest.raises(CheckFailed, match="manage_etc_host'"):  # ...the key check does not
-        harness.check_user_data_keys(path, set(known_keys()))
+        harness.check_user_data_keys(user_data["unknown-key"], set(known_keys()))
 
 
-@pytest.mark.parametrize("breakage, words", [
-    (lambda t: t.replace("192.168.4.21/24", "192.168.4.321/24", 1), "net-convert rejected"),
-    (lambda t: t.replace("    gateway4:", "    gateway:", 1), "keys cloud-init does not read"),
-    (lambda t: t.replace("version: 2\n", "version: 1\n", 1), "not 2"),
-    (lambda t: t.replace("      macaddress:", "      mac:", 1), "match.macaddress"),
-], ids=["bad-address", "misspelt-key", "wrong-version", "no-mac-match"])
-def test_network_config_check_rejects_broken_files(dev_stack, work, breakage, words):
-    node = dev_stack.settings.nodes[0]
-    text = (dev_stack.node_dir(node) / "network-config").read_text()
-    path = harness.write_broken(work, "network-config", text, breakage)
+@pytest.mark.parametrize("name", list(NETWORK_BREAKAGES))
+def test_network_config_check_rejects_broken_files(dev_stack, broken, name):
+    runs, _, networks = broken
+    words = NETWORK_BREAKAGES[name][1]
     with pytest.raises(CheckFailed) as err:
         if words == "net-convert rejected":
-            harness.net_convert(path, work / "out", "networkd")
+            runs.converted_network(networks[name], "networkd")
         else:
-            harness.check_network_config(path, work, expectation(dev_stack.settings, node))
+            runs.check_network_config(networks[name], expectation(dev_stack.settings, dev_stack.settings.nodes[0]))
     assert words in str(err.value)
+
+
+def test_converted_network_check_sees_a_lost_value(stack, cloud_init_runs):
+    """The check on the converter's output fails when a value is not in what it wrote (here:
+    each node's files checked against another address)."""
+    for node in stack.settings.nodes:
+        path = stack.node_dir(node) / "network-config"
+        other = dataclasses.replace(expectation(stack.settings, node), address="192.0.2.99/24")
+        for kind in harness.NET_CONVERT_KINDS:
+            with pytest.raises(CheckFailed, match=f"net-convert -O {kind} of .* lost"):
+                harness.check_converted_network(path, kind, cloud_init_runs.converted_network(path, kind), other)
