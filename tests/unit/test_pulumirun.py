@@ -37,7 +37,8 @@ os.makedirs(os.path.dirname(lock), exist_ok=True)
 with open(lock, "w") as f:
     json.dump({"pid": os.getpid(), "username": getpass.getuser(), "hostname": socket.gethostname(),
                "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat()}, f)
-plugin = subprocess.Popen([sys.executable, "-c", "import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); time.sleep(60)"])
+plugin = subprocess.Popen([sys.executable, "-c",
+                           "import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); time.sleep(60)"])
 def cancel(*_):
     os.unlink(lock)
     plugin.kill()
