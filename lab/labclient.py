@@ -21,6 +21,9 @@ PROJECT = LAB_DIR.parent
 LABCTL = LAB_DIR / "labctl"
 PROBE = LAB_DIR / "probe.py"
 BUILD = PROJECT / "build" / "lab"
+VENV_PYTHON = PROJECT / ".venv" / "bin" / "python"  # hapx.render needs the project's requirements
+STEPS_TIMEOUT_S = 900  # the plan's steps applied to a running lab (`labctl steps --render`)
+LINGER_S = 2.0         # the client keeps polling this long after the steps: a late blip still counts
 if str(PROJECT) not in sys.path:
     sys.path.insert(0, str(PROJECT))
 from hapx.crm import CRM  # noqa: E402 (standard library only)
@@ -253,3 +256,24 @@ class Poller:
                 self.proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
+
+
+def render_with_secrets(lab: Lab, stack: str, stack_file: Path, out: Path) -> Path:
+    """stack_file rendered as `stack` into out with the running lab's secrets (`hapx.render
+    --secrets-from`), ready for `labctl steps --render`."""
+    subprocess.run([str(VENV_PYTHON), "-m", "hapx.render", "--stack", stack, "--config", str(stack_file),
+                    "--out", str(out), "--secrets-from", str(lab.render)], cwd=PROJECT, check=True, timeout=120)
+    return out
+
+
+def apply_under_poll(lab: Lab, render: Path, interval: float) -> tuple[subprocess.CompletedProcess, dict]:
+    """Apply a render with the plan's steps while a client polls the VIP every interval
+    seconds; the steps' result and the poller's summary."""
+    poller = Poller(lab, interval=interval, max_seconds=STEPS_TIMEOUT_S + 120)
+    try:
+        poller.wait_for("ready", timeout=60)
+        res = labctl(lab.backend, "steps", "--render", str(render), timeout=STEPS_TIMEOUT_S, check=False)
+        time.sleep(LINGER_S)
+    finally:
+        summary = poller.stop()
+    return res, summary

@@ -14,12 +14,12 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 from labnet import (BUILD, PROJECT, LabError, create_namespace, ensure_standins, load_state, log, ns_exists,
                     ns_inode, pid_alive, remove_namespace, run, save_state, wait_vip, write_file)
+from pulumirun import PulumiTimeout, run_bounded, tail
 
 NAME = "vm"
 NS = os.environ.get("HAPX_VM_NS", "hapx-vm")
@@ -183,42 +183,34 @@ def project_view() -> Path:
     return view
 
 
-def pulumi(state: dict, *args: str, timeout: float = 600, check: bool = True,
-           echo: bool = False) -> subprocess.CompletedProcess:
-    """`pulumi ARGS --stack lab` in the lab libvirtd's namespaces, from the lab's project view;
-    with echo, its output also streams to stdout as it comes."""
+def pulumi_log() -> Path:
+    """Where every `pulumi` run of the lab appends its full output (kept after `down`)."""
+    return BUILD / f"{NAME}-pulumi.log"
+
+
+def pulumi(state: dict, *args: str, timeout: float = 600, check: bool = True, echo: bool = False,
+           secret_output: bool = False) -> subprocess.CompletedProcess:
+    """`pulumi ARGS --stack lab` in the lab libvirtd's namespaces, from the lab's project view,
+    bounded (see pulumirun); with echo, its output also streams to stdout as it comes.
+    secret_output: the output shows secrets, so it is not logged."""
     cwd = project_view()
     argv = in_libvirtd(state, ["pulumi", *args, "--stack", STACK, "--non-interactive"], cwd=cwd)
-    env = engine_env()
-    if not echo:
-        return run(argv, timeout=timeout, check=check, env=env, cwd=cwd)
-    lines: list[str] = []
-    with open(logs() / "pulumi.log", "a") as logfile:
-        proc = subprocess.Popen(argv, env=env, cwd=cwd, text=True, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        try:
-            for line in proc.stdout:
-                lines.append(line)
-                logfile.write(line)
-                sys.stdout.write(line)
-                sys.stdout.flush()
-                if time.monotonic() > deadline:
-                    raise LabError(f"timed out after {timeout}s: pulumi {' '.join(args)}")
-            proc.wait(timeout=max(1.0, deadline - time.monotonic()))
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-    res = subprocess.CompletedProcess(argv, proc.returncode, "".join(lines), "")
+    log_path = None if secret_output else pulumi_log()
+    try:
+        res = run_bounded(argv, timeout, log_path, state_dir=DIR / "pulumi-state", echo=echo,
+                          env=engine_env(), cwd=cwd)
+    except PulumiTimeout as err:
+        raise LabError(f"pulumi {' '.join(args)}: {err}") from err
     if check and res.returncode != 0:
-        raise LabError(f"pulumi {' '.join(args)} failed ({res.returncode}); see {logs() / 'pulumi.log'}")
+        raise LabError(f"pulumi {' '.join(args)} failed ({res.returncode}); see {pulumi_log()}\n"
+                       + (res.stderr if secret_output else tail(pulumi_log())))
     return res
 
 
 def outputs(state: dict) -> dict:
     """The stack's outputs, secrets shown (they are the lab's own)."""
-    return json.loads(pulumi(state, "stack", "output", "--json", "--show-secrets", timeout=120).stdout)
+    return json.loads(pulumi(state, "stack", "output", "--json", "--show-secrets", timeout=120,
+                             secret_output=True).stdout)
 
 
 def facts(state: dict, out: dict) -> dict:

@@ -25,14 +25,13 @@ import json
 import os
 import re
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import yaml
 
-from labclient import CRM, PROJECT, Lab, Poller, labctl, served_throughout, wait_until
+from labclient import (CRM, PROJECT, Lab, Poller, apply_under_poll, labctl, render_with_secrets,
+                       served_throughout, wait_until)
 from tests.containers.test_cluster import vip_with_running_haproxy
 
 FAILOVERS = int(os.environ.get("HAPX_LAB_FAILOVERS", "20"))
@@ -42,7 +41,6 @@ REJOIN_BOUND_S = 120      # a restarted node is online with HAProxy running with
 MOVE_BOUND_S = 15         # after HAProxy's failed monitor, the VIP serves from the other node within this
 HEAL_BOUND_S = 60         # after the partition heals, the VIP is on one node within this
 SPLIT_BOUND_S = 30        # the partition is seen (each node alone, each with the VIP) within this
-STEPS_TIMEOUT_S = 900
 MOVE_BLIP_S = 1.0         # the longest run of requests a planned move of the VIP may break in flight
 POLLER_MAX_S = FAILOVERS * (FAILOVER_BOUND_S + REJOIN_BOUND_S) + 600
 
@@ -194,20 +192,12 @@ def render_change(lab: Lab, tmp_path: Path, change) -> Path:
     change(config["config"])
     stack_file = tmp_path / "Pulumi.containers-change.yaml"
     stack_file.write_text(yaml.safe_dump(config))
-    out = tmp_path / "render"
-    subprocess.run([sys.executable, "-m", "hapx.render", "--stack", "containers", "--config", str(stack_file),
-                    "--out", str(out), "--secrets-from", str(lab.render)], cwd=PROJECT, check=True, timeout=120)
-    return out
+    return render_with_secrets(lab, "containers", stack_file, tmp_path / "render")
 
 
 def apply_under_load(lab: Lab, render: Path) -> dict:
     """Apply a render with the plan's steps while a client polls the VIP; the poller's summary."""
-    poller = Poller(lab, interval=POLL_S, max_seconds=STEPS_TIMEOUT_S + 120)
-    try:
-        poller.wait_for("ready", timeout=60)
-        res = labctl(lab.backend, "steps", "--render", str(render), timeout=STEPS_TIMEOUT_S, check=False)
-    finally:
-        summary = poller.stop()
+    res, summary = apply_under_poll(lab, render, POLL_S)
     assert res.returncode == 0, res.stdout + res.stderr
     return summary
 
