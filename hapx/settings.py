@@ -55,6 +55,14 @@ class Master:
 
 
 @dataclass(frozen=True)
+class DnsHost:
+    """A host entry the DNS of the network the stack creates serves (network.dnsHosts)."""
+
+    name: str
+    address: ipaddress.IPv4Address
+
+
+@dataclass(frozen=True)
 class Network:
     """The libvirt network the nodes sit on, created by the stack or an existing one."""
 
@@ -64,6 +72,7 @@ class Network:
     gateway: ipaddress.IPv4Address
     dns_servers: tuple[ipaddress.IPv4Address, ...]
     domain: str
+    dns_hosts: tuple[DnsHost, ...] = ()
 
     @property
     def creates(self) -> bool:
@@ -163,6 +172,7 @@ class Haproxy:
     timeout_client_ms: int = 4 * 3600 * 1000
     timeout_server_ms: int = 4 * 3600 * 1000
     timeout_check_ms: int = 2000
+    dns_hold_valid_s: int = 10
 
 
 @dataclass(frozen=True)
@@ -275,13 +285,13 @@ class _Reader:
 
 
 _SECTION_KEYS = {
-    "network": {"mode", "name", "cidr", "gateway", "dnsServers", "domain"},
+    "network": {"mode", "name", "cidr", "gateway", "dnsServers", "domain", "dnsHosts"},
     "vm": {"vcpus", "memoryMiB", "diskGiB"},
     "corosync": {"tokenMs", "consensusMs", "clusterName", "knetPingIntervalMs", "knetPingTimeoutMs"},
     "haproxy": {
         "frontendPort", "statsPort", "statsUser", "healthCheck", "healthCheckPath",
         "checkIntervalMs", "checkFall", "checkRise", "timeoutConnectMs", "timeoutClientMs",
-        "timeoutServerMs", "timeoutCheckMs",
+        "timeoutServerMs", "timeoutCheckMs", "dnsHoldValidSeconds",
     },
     "pacemaker": {"vipMonitorSeconds", "haproxyMonitorSeconds", "stickiness"},
 }
@@ -335,7 +345,35 @@ def _network(r: _Reader) -> Optional[Network]:
         r.fail("network.domain", f"is not a DNS domain name: {domain!r}")
     if None in (name, cidr, gateway, domain):
         return None
-    return Network(mode, name, cidr, gateway, tuple(dns), domain)
+    return Network(mode, name, cidr, gateway, tuple(dns), domain, _dns_hosts(r, src, mode))
+
+
+def _dns_hosts(r: _Reader, src: Mapping[str, Any], mode: str) -> tuple[DnsHost, ...]:
+    raw = src.get("dnsHosts")
+    if raw is None:
+        return ()
+    if mode != "create":
+        # An existing network's DNS is the operator's: hapx cannot add entries to it.
+        r.fail("network.dnsHosts", "is only served by a network the stack creates (network.mode: create)")
+        return ()
+    if not isinstance(raw, list):
+        r.fail("network.dnsHosts", "must be a list of {name, address} objects")
+        return ()
+    hosts = []
+    for i, item in enumerate(raw):
+        label = f"network.dnsHosts[{i}]"
+        if not isinstance(item, Mapping) or set(item) != {"name", "address"}:
+            r.fail(label, f"must be an object with exactly name and address, got {item!r}")
+            continue
+        name = r.string(item, "name", f"{label}.name")
+        if name is not None and not _DNS_NAME.match(name):
+            r.fail(f"{label}.name", f"is not a host name: {name!r}")
+            continue
+        address = r.ipv4(item["address"], f"{label}.address")
+        if name is not None and address is not None:
+            hosts.append(DnsHost(name.lower(), address))
+    _unique(r, "network.dnsHosts", "name", [h.name for h in hosts])
+    return tuple(hosts)
 
 
 def _nodes(r: _Reader, network: Optional[Network]) -> tuple[Node, ...]:
@@ -511,6 +549,7 @@ def settings_from_dict(raw: Mapping[str, Any]) -> Settings:
         timeout_client_ms=r.integer(hp, "timeoutClientMs", "haproxy.timeoutClientMs", 4 * 3600 * 1000, 1000, 24 * 3600 * 1000),
         timeout_server_ms=r.integer(hp, "timeoutServerMs", "haproxy.timeoutServerMs", 4 * 3600 * 1000, 1000, 24 * 3600 * 1000),
         timeout_check_ms=r.integer(hp, "timeoutCheckMs", "haproxy.timeoutCheckMs", 2000, 100, 120000),
+        dns_hold_valid_s=r.integer(hp, "dnsHoldValidSeconds", "haproxy.dnsHoldValidSeconds", 10, 1, 3600),
     )
     if haproxy.frontend_port == haproxy.stats_port:
         r.fail("haproxy.statsPort", f"must differ from haproxy.frontendPort ({haproxy.frontend_port})")

@@ -89,6 +89,19 @@ def test_default_mac_is_stable_and_local():
     (lambda c: c.update(sshUser="root"), "hapx:sshUser", "non-root"),
     (lambda c: c.update(pacemaker={"haproxyMonitorSeconds": 1}), "hapx:pacemaker.haproxyMonitorSeconds", "between"),
     (lambda c: c.update(vipp="192.168.4.20"), "hapx:vipp", "unknown setting"),
+    (lambda c: c.update(haproxy={"dnsHoldValidSeconds": 0}), "hapx:haproxy.dnsHoldValidSeconds", "between 1"),
+    (lambda c: c["network"].update(dnsHosts={"kube-mast01": "192.168.4.101"}), "hapx:network.dnsHosts", "a list"),
+    (lambda c: c["network"].update(dnsHosts=[{"name": "kube-mast01"}]), "hapx:network.dnsHosts[0]",
+     "exactly name and address"),
+    (lambda c: c["network"].update(dnsHosts=[{"name": "bad name", "address": "192.168.4.101"}]),
+     "hapx:network.dnsHosts[0].name", "not a host name"),
+    (lambda c: c["network"].update(dnsHosts=[{"name": "kube-mast01", "address": "kube-mast01"}]),
+     "hapx:network.dnsHosts[0].address", "not an IPv4 address"),
+    (lambda c: c["network"].update(dnsHosts=[{"name": "kube-mast01", "address": "192.168.4.101"},
+                                             {"name": "Kube-Mast01", "address": "192.168.4.102"}]),
+     "hapx:network.dnsHosts", "duplicate name"),
+    (lambda c: c["network"].update(mode="existing", dnsHosts=[{"name": "kube-mast01", "address": "192.168.4.101"}]),
+     "hapx:network.dnsHosts", "network.mode: create"),
 ])
 def test_each_rule_names_its_key(dev_config, mutate, key, words):
     cfg = copy.deepcopy(dev_config)
@@ -189,3 +202,14 @@ def test_knet_ping_timers_can_be_set(dev_config):
 @pytest.mark.parametrize("interval, shortest", [(150, 300), (200, 300), (201, 500), (750, 900), (1000, 1100)])
 def test_shortest_knet_ping_timeout_leaves_a_tick_between_pings(interval, shortest):
     assert min_knet_ping_timeout_ms(interval) == shortest
+
+
+def test_dns_settings_default_and_read(dev_config):
+    s = settings_from_dict(dev_config)
+    assert s.network.dns_hosts == () and s.haproxy.dns_hold_valid_s == 10
+    cfg = copy.deepcopy(dev_config)
+    cfg["network"]["dnsHosts"] = [{"name": "kube-mast01", "address": "192.168.4.101"}]
+    cfg["haproxy"] = {"dnsHoldValidSeconds": 3}
+    s = settings_from_dict(cfg)
+    assert [(h.name, str(h.address)) for h in s.network.dns_hosts] == [("kube-mast01", "192.168.4.101")]
+    assert s.haproxy.dns_hold_valid_s == 3
