@@ -381,11 +381,14 @@ def check_network_config(path: Path, workdir: Path, expect: NetworkExpectation) 
     converted = parallel(lambda kind: net_convert(path, workdir / f"net-{kind}", kind), NET_CONVERT_KINDS)
     for kind, files in zip(NET_CONVERT_KINDS, converted):
         text = "\n".join(files.values())
+        # The resolver's servers and search domain in each: netplan hands them to networkd, which
+        # hands them to systemd-resolved (Debian's generic cloud image and the lab image).
         wanted = {
-            "eni": [f"address {expect.address}", expect.gateway, expect.mac] + [f"dns-nameservers {' '.join(expect.dns)}"],
-            "netplan": [expect.address, expect.gateway, expect.mac] + list(expect.dns),
+            "eni": [f"address {expect.address}", expect.gateway, expect.mac, f"dns-nameservers {' '.join(expect.dns)}",
+                    f"dns-search {' '.join(expect.search)}"],
+            "netplan": [expect.address, expect.gateway, expect.mac] + list(expect.dns) + list(expect.search),
             "networkd": [f"Address={expect.address}", f"Gateway={expect.gateway}",
-                         f"MACAddress={expect.mac}", f"DNS={' '.join(expect.dns)}"],
+                         f"MACAddress={expect.mac}", f"DNS={' '.join(expect.dns)}", f"Domains={' '.join(expect.search)}"],
         }[kind]
         lost = [w for w in wanted if w not in text]
         if lost:
