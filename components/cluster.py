@@ -77,8 +77,9 @@ class HaproxyCluster(pulumi.ComponentResource):
                 dhcp=libvirt.NetworkDhcpArgs(enabled=False),
                 # libvirt's dnsmasq answers the host entries by name and, with the domain, by
                 # name.domain (expand-hosts); with local_only it forwards nothing in the domain.
+                # No entries: no `hosts` at all, as before (an empty list could read back as a diff).
                 dns=libvirt.NetworkDnsArgs(enabled=True, local_only=True, hosts=[
-                    libvirt.NetworkDnsHostArgs(hostname=h.name, ip=str(h.address)) for h in s.network.dns_hosts]),
+                    libvirt.NetworkDnsHostArgs(hostname=h.name, ip=str(h.address)) for h in s.network.dns_hosts] or None),
                 opts=on_libvirt,
             )
             network_id = self.network.id
