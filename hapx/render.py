@@ -152,7 +152,7 @@ def render_all(settings: Settings, secrets: SecretValues, ssh_private_key: str, 
                     "dnsHosts": {h.name: str(h.address) for h in settings.network.dns_hosts}},
         "masters": [{"name": m.name, "address": m.address, "port": m.port} for m in settings.masters],
         "haproxy": {"frontendPort": settings.haproxy.frontend_port, "statsPort": settings.haproxy.stats_port,
-                    "statsUser": settings.haproxy.stats_user, "dnsHoldValidSeconds": settings.haproxy.dns_hold_valid_s},
+                    "statsUser": settings.haproxy.stats_user, "dnsResolveIntervalSeconds": settings.haproxy.dns_resolve_interval_s},
         "steps": steps,
     }
     _write(out / "plan.json", json.dumps(plan, indent=2) + "\n")

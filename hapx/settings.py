@@ -172,7 +172,7 @@ class Haproxy:
     timeout_client_ms: int = 4 * 3600 * 1000
     timeout_server_ms: int = 4 * 3600 * 1000
     timeout_check_ms: int = 2000
-    dns_hold_valid_s: int = 10
+    dns_resolve_interval_s: int = 10
 
 
 @dataclass(frozen=True)
@@ -291,7 +291,7 @@ _SECTION_KEYS = {
     "haproxy": {
         "frontendPort", "statsPort", "statsUser", "healthCheck", "healthCheckPath",
         "checkIntervalMs", "checkFall", "checkRise", "timeoutConnectMs", "timeoutClientMs",
-        "timeoutServerMs", "timeoutCheckMs", "dnsHoldValidSeconds",
+        "timeoutServerMs", "timeoutCheckMs", "dnsResolveIntervalSeconds",
     },
     "pacemaker": {"vipMonitorSeconds", "haproxyMonitorSeconds", "stickiness"},
 }
@@ -549,7 +549,7 @@ def settings_from_dict(raw: Mapping[str, Any]) -> Settings:
         timeout_client_ms=r.integer(hp, "timeoutClientMs", "haproxy.timeoutClientMs", 4 * 3600 * 1000, 1000, 24 * 3600 * 1000),
         timeout_server_ms=r.integer(hp, "timeoutServerMs", "haproxy.timeoutServerMs", 4 * 3600 * 1000, 1000, 24 * 3600 * 1000),
         timeout_check_ms=r.integer(hp, "timeoutCheckMs", "haproxy.timeoutCheckMs", 2000, 100, 120000),
-        dns_hold_valid_s=r.integer(hp, "dnsHoldValidSeconds", "haproxy.dnsHoldValidSeconds", 10, 1, 3600),
+        dns_resolve_interval_s=r.integer(hp, "dnsResolveIntervalSeconds", "haproxy.dnsResolveIntervalSeconds", 10, 1, 3600),
     )
     if haproxy.frontend_port == haproxy.stats_port:
         r.fail("haproxy.statsPort", f"must differ from haproxy.frontendPort ({haproxy.frontend_port})")

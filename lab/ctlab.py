@@ -152,7 +152,7 @@ def facts(plan: dict, render: Path) -> dict:
         "dns_servers": plan["network"]["dnsServers"],
         "domain": plan["network"]["domain"],
         "dns_hosts": plan["network"]["dnsHosts"],
-        "dns_hold_valid_s": int(plan["haproxy"]["dnsHoldValidSeconds"]),
+        "dns_resolve_interval_s": int(plan["haproxy"]["dnsResolveIntervalSeconds"]),
         "render": str(render),
     }
 

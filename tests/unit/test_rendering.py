@@ -248,10 +248,10 @@ def test_join_step_keeps_the_members_in_etc_hosts(dev):
 
 def test_haproxy_resolvers_only_for_masters_by_name_with_the_hold_setting(dev_config):
     cfg = copy.deepcopy(dev_config)
-    cfg["haproxy"] = {"dnsHoldValidSeconds": 4}
+    cfg["haproxy"] = {"dnsResolveIntervalSeconds": 4}
     cfg["masters"] = [{"name": "m1", "address": "api.example.org"}, {"name": "m2", "address": "192.168.9.2"}]
     text = rendering.haproxy_cfg(settings_from_dict(cfg), "s3cret")
-    assert "resolvers system\n    parse-resolv-conf\n" in text and "    hold valid 4s\n" in text
+    assert "resolvers system\n    parse-resolv-conf\n" in text and "    timeout resolve 4s\n" in text and "    hold valid 4s\n" in text
     # A name with a dot is taken as it is; an address needs no resolver.
     assert "server m1 api.example.org:6443 resolvers system resolve-prefer ipv4\n" in text
     assert "server m2 192.168.9.2:6443\n" in text

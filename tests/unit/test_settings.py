@@ -89,7 +89,7 @@ def test_default_mac_is_stable_and_local():
     (lambda c: c.update(sshUser="root"), "hapx:sshUser", "non-root"),
     (lambda c: c.update(pacemaker={"haproxyMonitorSeconds": 1}), "hapx:pacemaker.haproxyMonitorSeconds", "between"),
     (lambda c: c.update(vipp="192.168.4.20"), "hapx:vipp", "unknown setting"),
-    (lambda c: c.update(haproxy={"dnsHoldValidSeconds": 0}), "hapx:haproxy.dnsHoldValidSeconds", "between 1"),
+    (lambda c: c.update(haproxy={"dnsResolveIntervalSeconds": 0}), "hapx:haproxy.dnsResolveIntervalSeconds", "between 1"),
     (lambda c: c["network"].update(dnsHosts={"kube-mast01": "192.168.4.101"}), "hapx:network.dnsHosts", "a list"),
     (lambda c: c["network"].update(dnsHosts=[{"name": "kube-mast01"}]), "hapx:network.dnsHosts[0]",
      "exactly name and address"),
@@ -206,10 +206,10 @@ def test_shortest_knet_ping_timeout_leaves_a_tick_between_pings(interval, shorte
 
 def test_dns_settings_default_and_read(dev_config):
     s = settings_from_dict(dev_config)
-    assert s.network.dns_hosts == () and s.haproxy.dns_hold_valid_s == 10
+    assert s.network.dns_hosts == () and s.haproxy.dns_resolve_interval_s == 10
     cfg = copy.deepcopy(dev_config)
     cfg["network"]["dnsHosts"] = [{"name": "kube-mast01", "address": "192.168.4.101"}]
-    cfg["haproxy"] = {"dnsHoldValidSeconds": 3}
+    cfg["haproxy"] = {"dnsResolveIntervalSeconds": 3}
     s = settings_from_dict(cfg)
     assert [(h.name, str(h.address)) for h in s.network.dns_hosts] == [("kube-mast01", "192.168.4.101")]
-    assert s.haproxy.dns_hold_valid_s == 3
+    assert s.haproxy.dns_resolve_interval_s == 3
