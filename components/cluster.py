@@ -76,7 +76,11 @@ class HaproxyCluster(pulumi.ComponentResource):
                 # The nodes' addresses are static: without DHCP no other guest on the network
                 # can be handed a node's address or the VIP.
                 dhcp=libvirt.NetworkDhcpArgs(enabled=False),
-                dns=libvirt.NetworkDnsArgs(enabled=True, local_only=True),
+                # libvirt's dnsmasq answers the host entries by name and, with the domain, by
+                # name.domain (expand-hosts); with local_only it forwards nothing in the domain.
+                # No entries: no `hosts` at all, as before (an empty list could read back as a diff).
+                dns=libvirt.NetworkDnsArgs(enabled=True, local_only=True, hosts=[
+                    libvirt.NetworkDnsHostArgs(hostname=h.name, ip=str(h.address)) for h in s.network.dns_hosts] or None),
                 opts=on_libvirt,
             )
             network_id = self.network.id

@@ -146,10 +146,13 @@ def render_all(settings: Settings, secrets: SecretValues, ssh_private_key: str, 
         "macs": {n.name: n.mac for n in settings.nodes},
         "interface": settings.interface,
         "hostKeys": {n.name: secrets.host_keys[n.name].key for n in settings.nodes},
-        "network": {"cidr": str(settings.network.cidr), "gateway": str(settings.network.gateway)},
+        "network": {"cidr": str(settings.network.cidr), "gateway": str(settings.network.gateway),
+                    "dnsServers": [str(d) for d in settings.network.dns_servers], "domain": settings.network.domain,
+                    # What the DNS of a network the stack creates serves (a lab stands it up from this).
+                    "dnsHosts": {h.name: str(h.address) for h in settings.network.dns_hosts}},
         "masters": [{"name": m.name, "address": m.address, "port": m.port} for m in settings.masters],
         "haproxy": {"frontendPort": settings.haproxy.frontend_port, "statsPort": settings.haproxy.stats_port,
-                    "statsUser": settings.haproxy.stats_user},
+                    "statsUser": settings.haproxy.stats_user, "dnsResolveIntervalSeconds": settings.haproxy.dns_resolve_interval_s},
         "steps": steps,
     }
     _write(out / "plan.json", json.dumps(plan, indent=2) + "\n")

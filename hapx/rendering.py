@@ -179,15 +179,31 @@ def haproxy_cfg(settings: Settings, stats_password: str) -> str:
     """haproxy.cfg: the TCP frontend over the masters, the stats page and each node's metrics."""
     if any(c in stats_password for c in " \t\r\n#\\'\""):
         raise ValueError("hapx:statsPassword must not contain whitespace, quotes, '#' or '\\'")
-    return render_template(
-        "haproxy.cfg.j2",
-        settings=settings,
-        stats_password=stats_password,
-        backend=BACKEND,
-        admin_socket=ADMIN_SOCKET,
-        metrics=METRICS,
-        resolvers=sorted(m.address for m in settings.masters if not _is_ip(m.address)),
-    )
+    return render_template("haproxy.cfg.j2", settings=settings, stats_password=stats_password,
+                           backend=BACKEND, admin_socket=ADMIN_SOCKET, metrics=METRICS,
+                           servers=backend_servers(settings))
+
+
+@dataclass(frozen=True)
+class BackendServer:
+    """One master as HAProxy's server line names it: the host it connects to, by name or address."""
+
+    name: str
+    host: str
+    port: int
+    by_name: bool
+
+
+def backend_servers(settings: Settings) -> list[BackendServer]:
+    """The masters as HAProxy reaches them. A name without a dot is qualified with network.domain,
+    as the nodes' resolver would through its search domain: HAProxy's run-time resolvers send the
+    name as written and apply no search list."""
+    servers = []
+    for m in settings.masters:
+        by_name = not _is_ip(m.address)
+        host = f"{m.address}.{settings.network.domain}" if by_name and "." not in m.address else m.address
+        servers.append(BackendServer(m.name, host, m.port, by_name))
+    return servers
 
 
 # How long the DC waits after an event before it computes a transition (transition-delay):

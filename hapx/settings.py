@@ -77,6 +77,14 @@ class Master:
 
 
 @dataclass(frozen=True)
+class DnsHost:
+    """A host entry the DNS of the network the stack creates serves (network.dnsHosts)."""
+
+    name: str
+    address: ipaddress.IPv4Address
+
+
+@dataclass(frozen=True)
 class Network:
     """The libvirt network the nodes sit on, created by the stack or an existing one."""
 
@@ -86,6 +94,7 @@ class Network:
     gateway: ipaddress.IPv4Address
     dns_servers: tuple[ipaddress.IPv4Address, ...]
     domain: str
+    dns_hosts: tuple[DnsHost, ...]
 
     @property
     def creates(self) -> bool:
@@ -184,6 +193,7 @@ class Haproxy:
     timeout_client_ms: int
     timeout_server_ms: int
     timeout_check_ms: int
+    dns_resolve_interval_s: int
 
 
 @dataclass(frozen=True)
@@ -441,14 +451,32 @@ def _network(r: _Reader) -> Optional[Network]:
             continue
         dns.append(addr)
     domain = r.value("network.domain", src)
+    hosts = _dns_hosts(r, src, mode)
     if None in (mode, name, cidr, gateway, domain) or (dns_raw and len(dns) != len(dns_raw)):
         return None
-    return Network(mode, name, cidr, gateway, tuple(dns), domain)
+    return Network(mode, name, cidr, gateway, tuple(dns), domain, hosts)
 
 
-def _items(r: _Reader, key: str) -> list[tuple[str, Mapping[str, Any]]]:
-    """The objects of a list setting, each with its label (`nodes[0]`); bad items reported."""
-    raw = r.value(key)
+def _dns_hosts(r: _Reader, src: Mapping[str, Any], mode: Optional[str]) -> tuple[DnsHost, ...]:
+    items = _items(r, "network.dnsHosts", src)
+    if items and mode == "existing":
+        # An existing network's DNS is the operator's: hapx cannot add entries to it.
+        r.fail("network.dnsHosts", "is only served by a network the stack creates (network.mode: create)")
+        return ()
+    hosts = []
+    for label, item in items:
+        name = r.value("network.dnsHosts[].name", item, f"{label}.name")
+        address = r.value("network.dnsHosts[].address", item, f"{label}.address")
+        if name is not None and address is not None:
+            hosts.append(DnsHost(name.lower(), address))
+    _unique(r, "network.dnsHosts", "name", [h.name for h in hosts])
+    return tuple(hosts)
+
+
+def _items(r: _Reader, key: str, src: Optional[Mapping[str, Any]] = None) -> list[tuple[str, Mapping[str, Any]]]:
+    """The objects of a list setting (in src, the top level by default), each with its label
+    (`nodes[0]`); bad items reported."""
+    raw = r.value(key, src)
     items = []
     for i, item in enumerate(raw or []):
         label = f"{key}[{i}]"

@@ -104,6 +104,12 @@ SPEC: tuple[Setting, ...] = (
     Setting("network.dnsServers", LIST, None, "resolvers for the nodes", default_doc="`[gateway]`"),
     Setting("network.domain", STRING, "hapx.local", "DNS domain of the nodes",
             pattern=DNS_NAME, pattern_doc="a DNS domain name"),
+    Setting("network.dnsHosts", LIST, None,
+            "host entries the DNS of the network the stack creates serves, as NAME and "
+            "NAME.`domain` (e.g. the masters' names; only with `create`)", default_doc="none"),
+    Setting("network.dnsHosts[].name", STRING, REQUIRED, "a host name",
+            pattern=DNS_NAME, pattern_doc="a DNS name"),
+    Setting("network.dnsHosts[].address", IPV4, REQUIRED, "its IPv4 address"),
     Setting("libvirtUri", STRING, "qemu:///system", "libvirt connection",
             pattern=r"[a-z][a-z0-9]*(\+[a-z0-9]+)?://[^\s'\"\\]*",
             pattern_doc="a libvirt URI such as qemu:///system or qemu+ssh://host/system"),
@@ -166,6 +172,9 @@ SPEC: tuple[Setting, ...] = (
             attr="timeout_server_ms", lo=1000, hi=24 * 3600 * 1000, default_doc="4 h"),
     Setting("haproxy.timeoutCheckMs", INTEGER, 2000, "health check timeout", attr="timeout_check_ms",
             lo=100, hi=120000),
+    Setting("haproxy.dnsResolveIntervalSeconds", INTEGER, 10,
+            "how often HAProxy asks DNS again for a master given by name (`timeout resolve`; "
+            "`hold valid` is set the same)", attr="dns_resolve_interval_s", lo=1, hi=3600),
     Setting("pacemaker.vipMonitorSeconds", INTEGER, 10, "VIP monitor interval (whole seconds)",
             attr="vip_monitor_s", lo=2, hi=3600),
     Setting("pacemaker.haproxyMonitorSeconds", INTEGER, 5, "HAProxy monitor interval (whole seconds)",

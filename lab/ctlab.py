@@ -40,6 +40,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import labdns
 from labnet import (BUILD, PROJECT, LabError, create_namespace, ensure_standins, load_state, log, ns_exists,
                     pid_alive, remove_namespace, run, run_steps, save_state, wait_ssh, wait_vip, write_file)
 
@@ -148,6 +149,10 @@ def facts(plan: dict, render: Path) -> dict:
         "stats_port": int(plan["haproxy"]["statsPort"]),
         "api_port": int(plan["haproxy"]["frontendPort"]),
         "masters": plan["masters"],
+        "dns_servers": plan["network"]["dnsServers"],
+        "domain": plan["network"]["domain"],
+        "dns_hosts": plan["network"]["dnsHosts"],
+        "dns_resolve_interval_s": int(plan["haproxy"]["dnsResolveIntervalSeconds"]),
         "render": str(render),
     }
 
@@ -300,6 +305,17 @@ def make_bridge(state: dict, plan: dict) -> None:
     ip(ns, "link", "add", BRIDGE, "address", BRIDGE_MAC, "type", "bridge", "stp_state", "0", "forward_delay", "0")
     ip(ns, "addr", "add", f"{plan['network']['gateway']}/{prefix}", "dev", BRIDGE)
     ip(ns, "link", "set", BRIDGE, "up")
+
+
+def start_dns(state: dict) -> None:
+    """The DNS the stack's network provides, where the plan says the nodes' DNS servers are: on
+    the gateway (the bridge's address), any other server address on the namespace's loopback."""
+    lab, ns = state["lab"], state["ns"]
+    have = ip(ns, "-4", "-o", "addr", "show").stdout
+    for server in lab["dns_servers"]:
+        if f" {server}/" not in have:
+            ip(ns, "addr", "add", f"{server}/32", "dev", "lo")
+    labdns.start(state, DIR / "dns", ",".join(lab["dns_servers"]), lab["domain"], lab["dns_hosts"])
 
 
 def make_veth(state: dict, node: str) -> None:
@@ -479,9 +495,10 @@ def up(keep_on_failure: bool = False, render: str | None = None) -> dict:
         save(state)
         make_bridge(state, plan)
         state["lab"] = facts(plan, rdir)
-        ensure_standins(state, state["lab"]["masters"], logs())
+        start_dns(state)
+        ensure_standins(state, state["lab"]["masters"], logs(), state["lab"]["dns_hosts"])
         save(state)
-        timings["namespace, bridge, stand-ins"] = round(time.monotonic() - t0, 1)
+        timings["namespace, bridge, DNS, stand-ins"] = round(time.monotonic() - t0, 1)
         t0 = time.monotonic()
         for node in plan["nodes"]:
             make_disk(node, lower, rdir)
@@ -589,12 +606,26 @@ def steps(state: dict, render: str | None = None) -> None:
                            f"`python -m hapx.render --stack ... --out DIR --secrets-from {lab['render']}`")
         rdir = adopt_render(new)
         state["lab"] = facts(plan, rdir)
+        for name, address in state["lab"]["dns_hosts"].items():
+            if state["dns"]["hosts"].get(name) != address:
+                labdns.set_host(state, name, address)
         save(state)
-        ensure_standins(state, state["lab"]["masters"], logs())
+        ensure_standins(state, state["lab"]["masters"], logs(), state["lab"]["dns_hosts"])
         save(state)
     t0 = time.monotonic()
     run_steps(state, rdir, timings)
     log(f"every step done in {time.monotonic() - t0:.1f}s")
+
+
+def dns_host(state: dict, name: str, address: str) -> None:
+    """Point a name at another address in the lab's DNS, with a stand-in answering there first
+    (a master that moved)."""
+    ports = sorted({int(m["port"]) for m in state["lab"]["masters"]})
+    ensure_standins(state, [{"name": name, "address": address, "port": port} for port in ports], logs())
+    labdns.set_host(state, name, address)
+    changed_at = time.time()
+    save(state)
+    log(f"lab DNS: {name} -> {address} at {changed_at:.3f}")
 
 
 def down(quiet: bool = False) -> int:

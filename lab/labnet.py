@@ -166,16 +166,25 @@ def in_ns(ns: str, argv: list[str]) -> list[str]:
 
 # ---------------------------------------------------------------- stand-in API servers
 
-def ensure_standins(state: dict, masters: list[dict], logs: Path) -> None:
+def standin_address(master: dict, dns_hosts: dict[str, str]) -> str:
+    """The address a master's stand-in answers on: its own, or what the lab's DNS serves for its name."""
+    try:
+        return str(ipaddress.IPv4Address(dns_hosts.get(master["address"], master["address"])))
+    except ValueError:
+        raise LabError(f"master {master['name']}: {master['address']} is neither an address nor a name "
+                       "the stack's network.dnsHosts serves") from None
+
+
+def ensure_standins(state: dict, masters: list[dict], logs: Path, dns_hosts: dict[str, str] | None = None) -> None:
     """Stand-in API servers for every master: each address on the namespace's loopback (the
     nodes reach it through their gateway, or by ARP inside their subnet), one responder on
     every address, and a certificate for them. Idempotent: new masters are added."""
     ns = state["ns"]
     have = run(["ip", "-n", ns, "-4", "-o", "addr", "show", "dev", "lo"]).stdout
+    masters = [dict(m, address=standin_address(m, dns_hosts or {})) for m in masters]
     for m in masters:
-        addr = ipaddress.IPv4Address(m["address"])  # the lab's stacks name masters by address
-        if f" {addr}/32 " not in have:
-            run(["ip", "-n", ns, "addr", "add", f"{addr}/32", "dev", "lo"])
+        if f" {m['address']}/32 " not in have:
+            run(["ip", "-n", ns, "addr", "add", f"{m['address']}/32", "dev", "lo"])
     ports = sorted({int(m["port"]) for m in masters})
     tls = Path(state["dir"]) / "tls"
     if not (tls / "cert.pem").exists():

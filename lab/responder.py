@@ -54,6 +54,11 @@ class Handler(BaseHTTPRequestHandler):
 class TLSServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # socketserver's default backlog is 5: on a loaded host the accept thread falls behind a
+    # client polling every 50 ms plus the health checks, SYNs overflow the queue and a request
+    # waits for its 1 s SYN retransmit (seen as TcpExtListenOverflows). kube-apiserver (Go)
+    # listens with the kernel's somaxconn.
+    request_queue_size = 4096
 
     def __init__(self, addr: tuple[str, int], ctx: ssl.SSLContext) -> None:
         self.ctx = ctx

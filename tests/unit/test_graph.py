@@ -14,6 +14,7 @@ NETWORK = "libvirt:index/network:Network"
 COMMAND = "command:remote:Command"
 CLUSTER = "hapx:index:HaproxyCluster"
 NODE = "hapx:index:HaproxyNode"
+DNS_HOSTS = [{"name": "kube-mast01", "address": "192.168.4.101"}, {"name": "kube-mast02", "address": "192.168.4.102"}]
 
 
 @pytest.fixture(scope="module")
@@ -31,6 +32,7 @@ def three_graph():
 
     cfg = load_stack_file(str(PROJECT / "Pulumi.dev.yaml"))
     cfg["nodes"] = cfg["nodes"] + [{"name": "hapx-node03", "ip": "192.168.4.23"}]
+    cfg["network"] = dict(cfg["network"], dnsHosts=DNS_HOSTS)
     return run_program(cfg)
 
 
@@ -81,6 +83,15 @@ def test_each_domain_is_wired_to_its_disk_cloudinit_and_network(dev_graph):
         ci = dev_graph.resources[f"{node}-cloudinit"]
         assert ci.inputs["userData"].startswith("#cloud-config")
         assert nic["mac"] in ci.inputs["networkConfig"]
+
+
+def test_the_created_network_serves_the_dns_hosts(dev_graph, three_graph):
+    (net,) = three_graph.of_type(NETWORK).values()
+    assert net.inputs["domain"] == "kube.local"
+    assert net.inputs["dns"] == {"enabled": True, "localOnly": True, "hosts": [
+        {"hostname": h["name"], "ip": h["address"]} for h in DNS_HOSTS]}
+    (net,) = dev_graph.of_type(NETWORK).values()
+    assert net.inputs["dns"] == {"enabled": True, "localOnly": True}
 
 
 def test_an_existing_network_is_used_by_name():

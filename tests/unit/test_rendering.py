@@ -147,7 +147,8 @@ def test_haproxy_cfg_balances_masters_with_the_chosen_check(dev_config):
     assert "stats auth admin:s3cret" in cfg
     assert "option httpchk GET /readyz" in cfg and "check-ssl verify none" in cfg
     for m in ("kube-mast01", "kube-mast02", "kube-mast03"):
-        assert f"server {m} {m}:6443" in cfg
+        # A bare name is qualified with network.domain: HAProxy's resolvers apply no search list.
+        assert f"server {m} {m}.kube.local:6443 resolvers system resolve-prefer ipv4\n" in cfg
     assert "timeout client 14400000ms" in cfg
     tcp = copy.deepcopy(dev_config)
     tcp["haproxy"] = {"healthCheck": "tcp"}
@@ -253,3 +254,16 @@ def test_join_step_keeps_the_members_in_etc_hosts(dev):
     assert block == rendering.etc_hosts_block(dev)
     for n in dev.nodes:
         assert f"{n.ip} {n.name}.kube.local {n.name}\n" in block
+
+
+def test_haproxy_resolvers_only_for_masters_by_name_with_the_hold_setting(dev_config):
+    cfg = copy.deepcopy(dev_config)
+    cfg["haproxy"] = {"dnsResolveIntervalSeconds": 4}
+    cfg["masters"] = [{"name": "m1", "address": "api.example.org"}, {"name": "m2", "address": "192.168.9.2"}]
+    text = rendering.haproxy_cfg(settings_from_dict(cfg), "s3cret")
+    assert "resolvers system\n    parse-resolv-conf\n" in text and "    timeout resolve 4s\n" in text and "    hold valid 4s\n" in text
+    # A name with a dot is taken as it is; an address needs no resolver.
+    assert "server m1 api.example.org:6443 resolvers system resolve-prefer ipv4\n" in text
+    assert "server m2 192.168.9.2:6443\n" in text
+    cfg["masters"] = [{"name": "m2", "address": "192.168.9.2"}]
+    assert "resolvers" not in rendering.haproxy_cfg(settings_from_dict(cfg), "s3cret")

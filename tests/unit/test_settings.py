@@ -201,6 +201,21 @@ CASES = [
      ["hapx:haproxy.metricsPort: 22 is sshd's port on the nodes: HAProxy could not bind it"]),
     ('metrics-port-stats', [('haproxy.metricsPort', 32700)],
      ['hapx:haproxy.metricsPort: must differ from haproxy.statsPort (32700)']),
+    ('dns-interval-0', [('haproxy.dnsResolveIntervalSeconds', 0)],
+     ['hapx:haproxy.dnsResolveIntervalSeconds: must be between 1 and 3600, got 0']),
+    ('dns-hosts-object', [('network.dnsHosts', {'kube-mast01': '192.168.4.101'})],
+     ["hapx:network.dnsHosts: must be a non-empty list, got {'kube-mast01': '192.168.4.101'}"]),
+    ('dns-host-no-address', [('network.dnsHosts', [{'name': 'kube-mast01'}])],
+     ['hapx:network.dnsHosts[0].address: is required']),
+    ('dns-host-bad-name', [('network.dnsHosts', [{'name': 'bad name', 'address': '192.168.4.101'}])],
+     ["hapx:network.dnsHosts[0].name: 'bad name' is not valid: a DNS name"]),
+    ('dns-host-address-name', [('network.dnsHosts', [{'name': 'kube-mast01', 'address': 'kube-mast01'}])],
+     ["hapx:network.dnsHosts[0].address: is not an IPv4 address: 'kube-mast01'"]),
+    ('dns-hosts-duplicate', [('network.dnsHosts', [{'name': 'kube-mast01', 'address': '192.168.4.101'}, {'name': 'Kube-Mast01', 'address': '192.168.4.102'}])],
+     ["hapx:network.dnsHosts: duplicate name 'kube-mast01'"]),
+    ('dns-hosts-existing', [('network.mode', 'existing'), ('network.dnsHosts', [{'name': 'kube-mast01', 'address': '192.168.4.101'}])],
+     ['hapx:network.dnsHosts: is only served by a network the stack creates (network.mode: create)']),
+
     ('frontend-22', [('haproxy.frontendPort', 22)],
      ["hapx:haproxy.frontendPort: 22 is sshd's port on the nodes: HAProxy could not bind it"]),
     ('stats-22', [('haproxy.statsPort', 22)],
@@ -382,3 +397,14 @@ def test_knet_ping_timers_can_be_set(dev_config):
 @pytest.mark.parametrize("interval, shortest", [(150, 300), (200, 300), (201, 500), (750, 900), (1000, 1100)])
 def test_shortest_knet_ping_timeout_leaves_a_tick_between_pings(interval, shortest):
     assert min_knet_ping_timeout_ms(interval) == shortest
+
+
+def test_dns_settings_default_and_read(dev_config):
+    s = settings_from_dict(dev_config)
+    assert s.network.dns_hosts == () and s.haproxy.dns_resolve_interval_s == 10
+    cfg = copy.deepcopy(dev_config)
+    cfg["network"]["dnsHosts"] = [{"name": "kube-mast01", "address": "192.168.4.101"}]
+    cfg["haproxy"] = {"dnsResolveIntervalSeconds": 3}
+    s = settings_from_dict(cfg)
+    assert [(h.name, str(h.address)) for h in s.network.dns_hosts] == [("kube-mast01", "192.168.4.101")]
+    assert s.haproxy.dns_resolve_interval_s == 3

@@ -427,15 +427,19 @@ def net_convert(path: Path, outdir: Path, kind: str) -> dict[str, str]:
 
 def check_converted_network(path: Path, kind: str, files: Mapping[str, str], expect: NetworkExpectation) -> None:
     """What cloud-init's converter wrote for `kind` (eni, netplan, networkd) from the
-    network-config at `path` carries the address, the MAC, the default gateway and the DNS servers."""
+    network-config at `path` carries the address, the MAC, the default gateway, the DNS servers
+    and the search domain."""
     if not files:
         raise CheckFailed(f"cloud-init devel net-convert wrote nothing for {path} (-O {kind})")
     text = "\n".join(files.values())
+    # The resolver's servers and search domain in each: netplan hands them to networkd, which
+    # hands them to systemd-resolved (Debian's generic cloud image and the lab image).
     wanted = {
-        "eni": [f"address {expect.address}", expect.gateway, expect.mac] + [f"dns-nameservers {' '.join(expect.dns)}"],
-        "netplan": [expect.address, expect.gateway, expect.mac] + list(expect.dns),
+        "eni": [f"address {expect.address}", expect.gateway, expect.mac, f"dns-nameservers {' '.join(expect.dns)}",
+                f"dns-search {' '.join(expect.search)}"],
+        "netplan": [expect.address, expect.gateway, expect.mac] + list(expect.dns) + list(expect.search),
         "networkd": [f"Address={expect.address}", f"Gateway={expect.gateway}",
-                     f"MACAddress={expect.mac}", f"DNS={' '.join(expect.dns)}"],
+                     f"MACAddress={expect.mac}", f"DNS={' '.join(expect.dns)}", f"Domains={' '.join(expect.search)}"],
     }[kind]
     lost = [w for w in wanted if w not in text]
     if lost:

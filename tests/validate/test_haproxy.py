@@ -32,7 +32,13 @@ def test_haproxy_cfg_carries_the_settings(stack):
     assert f"bind {s.vip}:{s.haproxy.frontend_port}\n" in text
     assert f"bind {s.vip}:{s.haproxy.stats_port}\n" in text
     servers = re.findall(r"^\s+server (\S+) (\S+)", text, re.MULTILINE)
-    assert servers == [(m.name, m.endpoint) for m in s.masters]
+    backends = rendering.backend_servers(s)
+    assert [name for name, _ in servers] == [m.name for m in s.masters]
+    assert servers == [(b.name, f"{b.host}:{b.port}") for b in backends]
+    # A master by name is re-resolved through the node's resolv.conf every dnsResolveIntervalSeconds.
+    by_name = [b.name for b in backends if b.by_name]
+    assert re.findall(r"^\s+server (\S+) .* resolvers system", text, re.MULTILINE) == by_name
+    assert (f"    timeout resolve {s.haproxy.dns_resolve_interval_s}s\n" in text) == bool(by_name)
     if s.haproxy.health_check == "https":
         assert f"option httpchk GET {s.haproxy.health_check_path}\n" in text
         assert "check-ssl verify none" in text

@@ -100,6 +100,22 @@ def test_up_from_nothing_serves_the_vip(lab, figure):
     check_vip_serves_through_haproxy(lab)
 
 
+def test_nodes_resolve_the_created_networks_dns_hosts(lab):
+    """cloud-init gave the VMs the stack's DNS server and search domain, and the libvirt network
+    the stack created serves its network.dnsHosts, by bare name through the search domain."""
+    from hapx.settings import load_stack_file, settings_from_dict
+    from tests.conftest import PROJECT
+
+    network = settings_from_dict(load_stack_file(str(PROJECT / "Pulumi.lab.yaml"))).network
+    assert network.dns_hosts, "Pulumi.lab.yaml lists no network.dnsHosts"
+    for node in lab.nodes:
+        resolv = lab.exec(node, "grep -E '^(nameserver|search) ' /etc/resolv.conf").stdout.split("\n")
+        assert resolv[:2] == [f"nameserver {network.dns_servers[0]}", f"search {network.domain}"], resolv
+        for host in network.dns_hosts:
+            out = lab.exec(node, f"getent hosts {host.name}", check=False).stdout.split()
+            assert out[:2] == [str(host.address), f"{host.name}.{network.domain}"], (node, host, out)
+
+
 def test_stats_page_wants_its_password(lab):
     url = f"http://{lab.vip}:{lab.stats_port}/"
 
