@@ -175,7 +175,9 @@ class Lab:
         """Stop (or start again) one stand-in master: its address leaves (or rejoins) the lab
         namespace's loopback, so HAProxy's checks of it fail (or pass) while the others answer."""
         master = next(m for m in self.masters if m["name"] == name)
-        self.ctl("client", "--", "ip", "addr", "replace" if on else "del", f"{master['address']}/32", "dev", "lo")
+        # A master given by name answers where the lab's DNS says (the plan's network.dnsHosts).
+        address = self.state["lab"].get("dns_hosts", {}).get(master["address"], master["address"])
+        self.ctl("client", "--", "ip", "addr", "replace" if on else "del", f"{address}/32", "dev", "lo")
 
     def membership_changes(self) -> dict[str, int]:
         """How many memberships corosync has formed on each node since it started."""
