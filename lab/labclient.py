@@ -28,6 +28,8 @@ if str(PROJECT) not in sys.path:
     sys.path.insert(0, str(PROJECT))
 from hapx.crm import CRM  # noqa: E402 (standard library only)
 
+import labnet  # noqa: E402 (beside this module; standard library only)
+
 
 class LabCommandError(RuntimeError):
     """A lab command failed; the message carries its output."""
@@ -175,8 +177,7 @@ class Lab:
         """Stop (or start again) one stand-in master: its address leaves (or rejoins) the lab
         namespace's loopback, so HAProxy's checks of it fail (or pass) while the others answer."""
         master = next(m for m in self.masters if m["name"] == name)
-        # A master given by name answers where the lab's DNS says (the plan's network.dnsHosts).
-        address = self.state["lab"].get("dns_hosts", {}).get(master["address"], master["address"])
+        address = labnet.standin_address(master, self.state["lab"].get("dns_hosts", {}))
         self.ctl("client", "--", "ip", "addr", "replace" if on else "del", f"{address}/32", "dev", "lo")
 
     def membership_changes(self) -> dict[str, int]:

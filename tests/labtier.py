@@ -19,6 +19,7 @@ from tests.conftest import PROJECT
 sys.path.insert(0, str(PROJECT / "lab"))
 
 import labclient  # noqa: E402
+import labnet  # noqa: E402
 
 TOOLS = {
     "containers": ("systemd-nspawn", "mmdebstrap", "nsenter", "unshare", "ip", "bridge", "ssh", "openssl", "curl",
@@ -73,4 +74,4 @@ def check_vip_serves_through_haproxy(lab: labclient.Lab) -> None:
         assert m
         served.add(m.group(1))
     hosts = lab.state["lab"].get("dns_hosts", {})  # masters by name: the addresses the lab's DNS serves
-    assert len(served) >= 2 and served <= {hosts.get(m["address"], m["address"]) for m in lab.masters}, served
+    assert len(served) >= 2 and served <= {labnet.standin_address(m, hosts) for m in lab.masters}, served
