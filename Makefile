@@ -4,8 +4,8 @@ STACK ?= dev
 OUT ?= build/$(STACK)
 PYTEST := .venv/bin/python -m pytest
 
-.PHONY: help lab lab-down up destroy render check test unit validate containers-test vm-test \
-        containers containers-down status bench bench-vm bench-plot soak soak-loaded engine image clean
+.PHONY: help lab lab-down up destroy render check test unit validate containers-test vm-test faults-vm \
+        containers containers-down status bench bench-loaded bench-defaults bench-vm bench-plot soak soak-loaded engine image clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -54,6 +54,11 @@ vm-test: ## the VM tier only: the program through `pulumi up`/`destroy` on emula
 	scripts/install-deps validate lab
 	$(PYTEST) tests/vm -ra
 
+faults-vm: ## the fault suite on the VM lab instead (emulated, slow: HAPX_LAB_FAILOVERS hard failovers, default 2)
+	scripts/install-deps validate lab
+	scripts/build-engine
+	HAPX_LAB_BACKEND=vm HAPX_LAB_FAILOVERS=$${HAPX_LAB_FAILOVERS:-2} $(PYTEST) tests/containers/test_faults.py -ra
+
 containers: ## the pair in containers at native speed (`lab/labctl` drives it)
 	scripts/install-deps lab
 	lab/labctl up
@@ -64,6 +69,15 @@ containers-down: ## remove everything the container lab made
 bench: ## failover benchmark on containers: hard node loss and planned switchover, 20 runs each; build/bench/failover.png
 	scripts/install-deps lab
 	lab/bench-failover
+
+bench-loaded: ## the same with every core of the host kept busy (as a busy hypervisor would be)
+	scripts/install-deps lab
+	lab/bench-failover --load --save build/bench/containers-loaded.json
+
+bench-defaults: ## hard node loss, 20 runs, at the timers a user gets by default (corosync 1000/1200 ms)
+	scripts/install-deps lab
+	lab/labctl up --default-timers
+	lab/bench-failover --kind hard --save build/bench/containers-defaults.json; rc=$$?; lab/labctl down; exit $$rc
 
 bench-vm: ## the same on the VM lab (emulated: 10-50 times slower), 5 runs each
 	scripts/install-deps lab

@@ -97,7 +97,7 @@ def plan(settings: Settings) -> list[Step]:
     steps.append(Step(
         "configure", "configure", first.name,
         _script("configure", node=first, settings=settings, ids=rendering.CRM,
-                operator_prefix=rendering.CRM_OPERATOR_PREFIX,
+                operator_prefix=rendering.CRM_OPERATOR_PREFIX, owned=rendering.owned_crm_ids(settings),
                 cluster_crm=rendering.cluster_crm(settings), timeout_s=WAIT_RESOURCES_S),
         after=("wait-members",)))
     return steps

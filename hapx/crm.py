@@ -20,7 +20,7 @@ class CrmIds:
 
     @property
     def owned(self) -> tuple[str, ...]:
-        """The top-level resources and constraints hapx owns: any other the configure step retires."""
+        """Every top-level resource and constraint hapx may render (rendering.owned_crm_ids: those it does)."""
         return (self.vip, self.haproxy_clone, self.colocation, self.order, self.vip_location)
 
 

@@ -213,18 +213,24 @@ TRANSITION_DELAY_MS = 100
 PCMK_INFINITY = 1000000
 
 
-def vip_off_dc_score(settings: Settings) -> str:
-    """The VIP's preference for a node that is not the DC: above resource-stickiness, so the VIP
-    leaves the DC when another node is up; at most Pacemaker's INFINITY. 0 (no preference, so
-    stickiness alone decides) when pacemaker.vipPlacement is sticky."""
+def vip_off_dc_score(settings: Settings) -> str | None:
+    """The VIP's preference for a node that is not the DC with pacemaker.vipPlacement off-dc:
+    above resource-stickiness, so the VIP leaves the DC when another node is up; at most
+    Pacemaker's INFINITY. None (no such rule: stickiness alone decides) when it is sticky."""
     if settings.pacemaker.vip_placement == "sticky":
-        return "0"
+        return None
     score = settings.pacemaker.stickiness + 100
     return "INFINITY" if score >= PCMK_INFINITY else str(score)
 
 
+def owned_crm_ids(settings: Settings) -> tuple[str, ...]:
+    """The resources and constraints cluster_crm renders for these settings: the configure step
+    retires any other (so switching vipPlacement to sticky removes the off-DC rule)."""
+    return tuple(i for i in CRM.owned if i != CRM.vip_location or vip_off_dc_score(settings) is not None)
+
+
 def cluster_crm(settings: Settings) -> str:
-    """The crm configuration: properties, VIP, HAProxy, colocation, order, the VIP off the DC."""
+    """The crm configuration: properties, VIP, HAProxy, colocation, order (and the off-DC rule)."""
     return render_template("cluster.crm.j2", settings=settings, ids=CRM,
                            agent=f"{OCF_AGENT_PROVIDER}:{OCF_AGENT_NAME}",
                            transition_delay_ms=TRANSITION_DELAY_MS, off_dc_score=vip_off_dc_score(settings))

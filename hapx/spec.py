@@ -181,12 +181,12 @@ SPEC: tuple[Setting, ...] = (
             attr="haproxy_monitor_s", lo=2, hi=3600),
     Setting("pacemaker.stickiness", INTEGER, 100, "`rsc_defaults resource-stickiness`", attr="stickiness",
             lo=0, hi=1000000),
-    Setting("pacemaker.vipPlacement", CHOICE, "off-dc",
-            "`off-dc`: the VIP prefers a node that is not the DC, so losing the VIP's node needs no "
-            "election (the fastest failover) and a node that comes back takes the VIP over, "
-            "make-before-break; `sticky`: the VIP stays where it is (no fail-back), and losing it "
-            "with the DC costs an election (see Failover figures)",
-            attr="vip_placement", choices=("off-dc", "sticky")),
+    Setting("pacemaker.vipPlacement", CHOICE, "sticky",
+            "`sticky`: the VIP stays where it is, so a node that comes back does not take it "
+            "(no fail-back, established connections kept); `off-dc`: the VIP prefers a node that "
+            "is not the DC, so losing the VIP's node needs no DC election, and a node that comes "
+            "back takes the VIP over, make-before-break (see Failover figures)",
+            attr="vip_placement", choices=("sticky", "off-dc")),
     Setting("statsPassword", SECRET, None,
             "stats page password, given with `--secret`: 12 to 128 letters, digits or `-._~!%*+,/;=?@^`",
             pattern=r"[A-Za-z0-9._~!%*+,/;=?@^-]{12,128}",

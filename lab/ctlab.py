@@ -111,12 +111,23 @@ def build_image() -> None:
         raise LabError(f"lab/build-image failed ({res.returncode})")
 
 
-def render_stack(out: Path) -> None:
-    """The containers stack rendered by the project's own render command."""
+# The stack file without its `hapx:corosync` block (PyYAML is the project's, in its venv).
+DROP_TIMERS = ("import sys, yaml; c = yaml.safe_load(open(sys.argv[1])); c['config'].pop('hapx:corosync', None); "
+               "yaml.safe_dump(c, open(sys.argv[2], 'w'))")
+
+
+def render_stack(out: Path, default_timers: bool = False) -> None:
+    """The containers stack rendered by the project's own render command; with default_timers,
+    corosync's timers are left at hapx's defaults (what a user who tunes nothing gets)."""
     python = PROJECT / ".venv" / "bin" / "python"
     if not python.exists():
         raise LabError(f"{python} is missing (make venv, or scripts/install-deps)")
-    run([str(python), "-m", "hapx.render", "--stack", STACK, "--out", str(out)], timeout=300, cwd=PROJECT)
+    command = [str(python), "-m", "hapx.render", "--stack", STACK, "--out", str(out)]
+    if default_timers:
+        config = out.parent / f"Pulumi.{STACK}-default-timers.yaml"
+        run([str(python), "-c", DROP_TIMERS, str(PROJECT / f"Pulumi.{STACK}.yaml"), str(config)], timeout=60)
+        command += ["--config", str(config)]
+    run(command, timeout=300, cwd=PROJECT)
 
 
 def read_plan(render: Path) -> dict:
@@ -454,7 +465,7 @@ def nspawn_alive(state: dict, node: str) -> bool:
 
 # ---------------------------------------------------------------- backend operations
 
-def up(keep_on_failure: bool = False, render: str | None = None) -> dict:
+def up(keep_on_failure: bool = False, render: str | None = None, default_timers: bool = False) -> dict:
     """Image (cached), render, namespace and bridge, stand-ins, the containers, the plan's steps."""
     given = None
     if render is not None:
@@ -472,7 +483,7 @@ def up(keep_on_failure: bool = False, render: str | None = None) -> dict:
         DIR.mkdir(parents=True, exist_ok=True)
         logs().mkdir(parents=True, exist_ok=True)
         if given is None:
-            render_stack(DIR / "render")
+            render_stack(DIR / "render", default_timers)
             timings["render (hapx.render --stack containers)"] = round(time.monotonic() - t0, 1)
             rdir = DIR / "render"
         else:

@@ -8,6 +8,7 @@ Everything goes through lab/labctl, so client traffic runs inside the lab's netw
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -186,6 +187,19 @@ class Lab:
         return {n: int(self.exec(n, cmd).stdout.strip() or 0) for n in self.nodes}
 
 
+def burners(count: int | None = None) -> list[subprocess.Popen]:
+    """Deliberate host load: one CPU burner per core (or `count`), at the nodes' own priority,
+    as a busy hypervisor would be; kill each when done (stop_burners)."""
+    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count or os.cpu_count() or 1)]
+
+
+def stop_burners(procs: list[subprocess.Popen]) -> None:
+    """Stop what burners() started."""
+    for proc in procs:
+        proc.kill()
+        proc.wait()
+
+
 def served_throughout(summary: dict, max_blip_s: float) -> bool:
     """The VIP took every connection a poller tried, and no run of failed requests lasted
     longer than max_blip_s: a planned move of the VIP breaks the requests in flight at that
@@ -269,13 +283,22 @@ def render_with_secrets(lab: Lab, stack: str, stack_file: Path, out: Path) -> Pa
     return out
 
 
-def apply_under_poll(lab: Lab, render: Path, interval: float) -> tuple[subprocess.CompletedProcess, dict]:
-    """Apply a render with the plan's steps while a client polls the VIP every interval
-    seconds; the steps' result and the poller's summary."""
-    poller = Poller(lab, interval=interval, max_seconds=STEPS_TIMEOUT_S + 120)
+def apply_under_poll(lab: Lab, render: Path | None, interval: float,
+                     client_timeout: float = 1.0) -> tuple[subprocess.CompletedProcess, dict]:
+    """Apply a change while a client polls the VIP every interval seconds: the containers lab
+    applies a render with the plan's steps; the VM lab runs `pulumi up` of its stack file (the
+    change already written there; render None). The result and the poller's summary."""
+    # A patient client (more than a second) waits as long to connect as for the answer.
+    connect_timeout = client_timeout if client_timeout > 1 else 0.3
+    poller = Poller(lab, interval=interval, connect_timeout=connect_timeout, timeout=client_timeout,
+                    max_seconds=STEPS_TIMEOUT_S + 420)
+    if lab.backend == "vm":
+        command = ["pulumi", "--timeout", str(STEPS_TIMEOUT_S), "--", "up", "--yes", "--skip-preview"]
+    else:
+        command = ["steps", "--render", str(render)]
     try:
         poller.wait_for("ready", timeout=60)
-        res = labctl(lab.backend, "steps", "--render", str(render), timeout=STEPS_TIMEOUT_S, check=False)
+        res = labctl(lab.backend, *command, timeout=STEPS_TIMEOUT_S + 300, check=False)
         time.sleep(LINGER_S)
     finally:
         summary = poller.stop()

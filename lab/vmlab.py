@@ -177,10 +177,15 @@ def project_view() -> Path:
         link = view / name
         if not link.is_symlink():
             link.symlink_to(PROJECT / name)
-    stack_file = view / f"Pulumi.{STACK}.yaml"
-    if not stack_file.exists():
-        shutil.copyfile(PROJECT / f"Pulumi.{STACK}.yaml", stack_file)
+    if not stack_file().exists():
+        shutil.copyfile(PROJECT / f"Pulumi.{STACK}.yaml", stack_file())
     return view
+
+
+def stack_file() -> Path:
+    """The lab stack's own stack file (its config, and the salt of its secrets): a change to it
+    reaches the VMs with the next `pulumi up`."""
+    return DIR / "project" / f"Pulumi.{STACK}.yaml"
 
 
 def pulumi_log() -> Path:

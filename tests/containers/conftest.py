@@ -3,18 +3,22 @@ from the lab image's tree, cloud-init seeded with the rendered files, the plan's
 One lab for the session (test_cluster.py, test_faults.py, then test_teardown.py takes it down).
 
 HAPX_LAB_REUSE=1 uses a container lab that is already up; HAPX_LAB_KEEP=1 leaves it up afterwards.
+HAPX_LAB_BACKEND=vm runs the fault suite (test_faults.py, `make faults-vm`) on the VM lab instead.
 """
 
 from __future__ import annotations
+
+import os
 
 import pytest
 
 from tests.labtier import lab_session
 
-UP_TIMEOUT_S = 1800  # a cold image build comes first when nothing is cached
+UP_TIMEOUT_S = 3600  # a cold image build (and, for the VM lab, the engine) comes first when nothing is cached
+BACKEND = os.environ.get("HAPX_LAB_BACKEND", "containers")  # labctl's own switch
 
 
 @pytest.fixture(scope="session")
 def lab():
-    with lab_session("containers", UP_TIMEOUT_S) as lab:
+    with lab_session(BACKEND, UP_TIMEOUT_S) as lab:
         yield lab

@@ -172,7 +172,7 @@ def test_crm_ids_come_from_one_place(dev):
     scripts = {s.kind: s.script for s in bootstrap.plan(dev)}
     assert f"--resource {ids.vip} " in scripts["configure"]
     assert f"runs_here {ids.haproxy_clone}" in scripts["join"]
-    assert " ".join(ids.owned) in scripts["configure"]
+    assert " ".join(rendering.owned_crm_ids(dev)) in scripts["configure"]
 
 
 def test_crm_config_uses_id_form_and_a_deliberate_colocation(dev):
@@ -188,13 +188,26 @@ def test_crm_config_uses_id_form_and_a_deliberate_colocation(dev):
 
 
 @pytest.mark.parametrize("pacemaker, rule", [
-    ({}, "rule 200: #is_dc eq false"),
-    ({"stickiness": 999950}, "rule INFINITY: #is_dc eq false"),
-    ({"vipPlacement": "sticky"}, "rule 0: #is_dc eq false"),
+    ({"vipPlacement": "off-dc"}, "rule 200: #is_dc eq false"),
+    ({"vipPlacement": "off-dc", "stickiness": 999950}, "rule INFINITY: #is_dc eq false"),
 ])
-def test_vip_placement_scores_the_off_dc_rule(dev_config, pacemaker, rule):
-    crm = rendering.cluster_crm(settings_from_dict(dict(dev_config, pacemaker=pacemaker)))
+def test_off_dc_placement_scores_its_rule_above_stickiness(dev_config, pacemaker, rule):
+    settings = settings_from_dict(dict(dev_config, pacemaker=pacemaker))
+    crm = rendering.cluster_crm(settings)
     assert f"location vip-off-the-dc vip \\\n    {rule}\n" in crm
+    assert rendering.CRM.vip_location in rendering.owned_crm_ids(settings)
+
+
+def test_sticky_placement_is_the_default_and_renders_no_dc_rule(dev_config):
+    """No fail-back by default: no rule on #is_dc, so stickiness alone decides, and the
+    configure step retires an off-DC rule an earlier configuration had."""
+    settings = settings_from_dict(dev_config)
+    assert settings.pacemaker.vip_placement == "sticky"
+    crm = rendering.cluster_crm(settings)
+    assert "#is_dc" not in crm and rendering.CRM.vip_location not in crm
+    assert rendering.CRM.vip_location not in rendering.owned_crm_ids(settings)
+    configure = next(s.script for s in bootstrap.plan(settings) if s.kind == "configure")
+    assert f"{rendering.CRM_OPERATOR_PREFIX} {' '.join(rendering.owned_crm_ids(settings))})" in configure
 
 
 def test_templates_fail_loudly_on_a_missing_variable(dev):

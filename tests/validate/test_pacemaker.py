@@ -233,12 +233,18 @@ def test_failover_moves_only_the_vip(stack, failed_over):
     assert sim.ops(HAPROXY) == []
 
 
-def test_returning_node_gets_haproxy_back_and_then_the_vip_make_before_break(stack, failed_over, work):
+def off_dc(stack) -> bool:
+    """Whether the stack places the VIP off the DC (pacemaker.vipPlacement off-dc)."""
+    return stack.settings.pacemaker.vip_placement == "off-dc"
+
+
+def test_returning_node_gets_haproxy_back_and_the_vip_by_placement(stack, failed_over, work):
     """The failed node comes back (rebooted, with no resource history) while the survivor that
-    runs the VIP is the DC (it is: it outlived its peer): HAProxy starts on the returning node,
-    then the VIP migrates to it (off the DC, make-before-break: migrate_to, migrate_from, and only
-    then the stop on the DC); no other HAProxy stops or starts. Without a DC recorded, stickiness
-    keeps the VIP where it is."""
+    runs the VIP is the DC (it is: it outlived its peer): HAProxy starts on the returning node and
+    no other HAProxy stops or starts. sticky: the VIP stays on the survivor (no fail-back).
+    off-dc: the VIP then migrates to the returning node (off the DC, make-before-break:
+    migrate_to, migrate_from, and only then the stop on the DC). Without a DC recorded,
+    stickiness keeps the VIP where it is either way."""
     failed, holder = failed_over
     nodes = node_names(stack)
     survivor = harness.placed_with(failed.placement, VIP, CLONE)
@@ -254,6 +260,10 @@ def test_returning_node_gets_haproxy_back_and_then_the_vip_make_before_break(sta
     for node in nodes:
         if node != holder:
             harness.check_untouched(back, HAPROXY, node)
+    if not off_dc(stack):
+        assert back.ops(VIP) == [], f"the VIP failed back: {back.actions}"
+        assert harness.placed_with(back.placement, VIP, CLONE) == survivor
+        return
     if len(nodes) == 2:
         assert harness.placed_with(back.placement, VIP, CLONE) == holder
     target = harness.placed_with(back.placement, VIP, CLONE)
@@ -264,21 +274,25 @@ def test_returning_node_gets_haproxy_back_and_then_the_vip_make_before_break(sta
     assert back.graph.waits_for(back.graph.key(VIP, "stop", survivor), migrate_from)
 
 
-def test_vip_leaves_the_dc_make_before_break(stack, cluster_up, work):
-    """All nodes up and the VIP's node is the DC: the VIP migrates to another node (the location
-    rule on #is_dc outscores stickiness), make-before-break; HAProxy is left alone everywhere."""
+def test_a_vip_on_the_dc_moves_only_off_dc(stack, cluster_up, work):
+    """All nodes up and the VIP's node is the DC. sticky: nothing moves. off-dc: the VIP
+    migrates to another node (the location rule on #is_dc outscores stickiness),
+    make-before-break. HAProxy is left alone everywhere."""
     up, holder = cluster_up
-    sim = harness.simulate(harness.set_dc(up.cib_out, work / "dc-in.xml", holder), work / "off-dc.xml")
+    sim = harness.simulate(harness.set_dc(up.cib_out, work / "dc-in.xml", holder), work / "on-dc.xml")
+    assert sim.ops(HAPROXY) == [], sim.actions
+    if not off_dc(stack):
+        assert sim.ops(VIP) == [], sim.actions
+        return
     target = harness.placed_with(sim.placement, VIP, CLONE)
     assert target != holder
     assert sim.ops(VIP) == [("migrate_to", holder), ("migrate_from", target), ("stop", holder)], sim.actions
-    assert sim.ops(HAPROXY) == [], sim.actions
     assert sim.graph.waits_for(sim.graph.key(VIP, "stop", holder), sim.graph.key(VIP, "migrate_from", target))
 
 
 def test_a_dc_left_alone_still_runs_the_vip(stack, cluster_up, work):
-    """The VIP's node fails and the survivor is the DC: the DC starts the VIP (the rule only adds
-    a bonus elsewhere, it never bans the DC)."""
+    """The VIP's node fails and the survivor is the DC: the DC starts the VIP (off-dc's rule
+    only adds a bonus elsewhere, it never bans the DC)."""
     up, holder = cluster_up
     survivors = [n for n in node_names(stack) if n != holder]
     dc = survivors[0]
@@ -290,19 +304,23 @@ def test_a_dc_left_alone_still_runs_the_vip(stack, cluster_up, work):
     assert sim.ops(HAPROXY) == []
 
 
-def test_vip_off_dc_rule_and_transition_delay(stack, loaded_cib):
-    """The loaded CIB carries the VIP's preference for a node that is not the DC (a rule on
-    #is_dc, scored above resource-stickiness) and the DC's transition-delay (100 ms)."""
+def test_transition_delay_and_the_placement_rule(stack, loaded_cib):
+    """The loaded CIB carries the DC's transition-delay (100 ms) and, only with off-dc, the VIP's
+    preference for a node that is not the DC (a rule on #is_dc, scored above stickiness)."""
     root = harness.cib_root(loaded_cib)
-    (loc,) = [c for c in root.iter("rsc_location") if c.get("id") == rendering.CRM.vip_location]
+    props = {nv.get("name"): nv.get("value") for nv in root.find("configuration/crm_config").iter("nvpair")}
+    assert props["transition-delay"] == "100ms"
+    locations = [c for c in root.iter("rsc_location") if c.get("id") == rendering.CRM.vip_location]
+    if not off_dc(stack):
+        assert not list(root.iter("rsc_location")), "a sticky VIP has no location rule"
+        return
+    (loc,) = locations
     assert loc.get("rsc") == VIP
     (rule,) = loc.iter("rule")
     score = rule.get("score")
     assert score == "INFINITY" or int(score) > stack.settings.pacemaker.stickiness
     (expr,) = rule.iter("expression")
     assert (expr.get("attribute"), expr.get("operation"), expr.get("value")) == ("#is_dc", "eq", "false")
-    props = {nv.get("name"): nv.get("value") for nv in root.find("configuration/crm_config").iter("nvpair")}
-    assert props["transition-delay"] == "100ms"
 
 
 def test_standby_moves_only_the_vip_make_before_break(stack, cluster_up, work):
@@ -404,7 +422,7 @@ def test_configure_step_retires_what_it_no_longer_renders(dev_stack, dev_loaded,
     result = harness.run_step_offline(step_file(dev_stack, "configure"), cib, crm_env)
     assert result.returncode == 0, result.describe()
     assert "hapx: retired from the cluster configuration: old-marker old-pin" in result.output, result.describe()
-    assert ids() == set(rendering.CRM.owned) | {f"cli-prefer-{VIP}"}
+    assert ids() == set(rendering.owned_crm_ids(dev_stack.settings)) | {f"cli-prefer-{VIP}"}
 
 
 def test_configure_step_waits_for_haproxy_on_every_node(dev_stack, dev_loaded, work, crm_env):
@@ -584,30 +602,23 @@ def test_warm_check_catches_the_old_cold_start(dev_stack, work, crm_env):
         harness.check_untouched(failed, HAPROXY, survivor)
 
 
-def test_sticky_placement_keeps_the_vip_where_it_is(dev_stack, work, crm_env):
-    """pacemaker.vipPlacement sticky: the VIP's node fails, the survivor (the DC) takes the VIP,
-    and when the failed node comes back nothing moves (no fail-back); nor does a VIP on the DC
-    leave it while the other node is up."""
+def test_switching_to_sticky_retires_the_off_dc_rule(dev_stack, work, crm_env):
+    """A pair configured with vipPlacement off-dc, then given the default (sticky): the configure
+    step retires the rule on #is_dc, so stickiness alone decides from then on."""
     from hapx.settings import settings_from_dict
     from tests.validate.variants import dev
 
+    assert dev_stack.settings.pacemaker.vip_placement == "sticky"
     cfg = dev()
-    cfg["pacemaker"] = {"vipPlacement": "sticky"}
-    crm_file = work / "sticky.crm"
+    cfg["pacemaker"] = {"vipPlacement": "off-dc"}
+    crm_file = work / "off-dc.crm"
     crm_file.write_text(rendering.cluster_crm(settings_from_dict(cfg)))
-    cib = load_fresh(dev_stack, work, crm_env, crm_file, name="sticky-cib.xml")
+    cib = load_fresh(dev_stack, work, crm_env, crm_file, name="off-dc-cib.xml")
     up = simulate_up(dev_stack, cib, work)
-    holder = harness.placed_with(up.placement, VIP, CLONE)
-    (survivor,) = [n for n in node_names(dev_stack) if n != holder]
-    on_dc = harness.simulate(harness.set_dc(up.cib_out, work / "sticky-dc.xml", holder), work / "sticky-stay.xml")
-    assert on_dc.ops(VIP) == [], on_dc.actions
-    failed = harness.simulate(harness.set_dc(up.cib_out, work / "sticky-dc2.xml", survivor),
-                              work / "sticky-failed.xml", fail=[holder])
-    assert failed.ops(VIP) == [("start", survivor)], failed.actions
-    shutil.copy(failed.cib_out, work / "sticky-rebooted.xml")
-    harness.forget_node_history(work / "sticky-rebooted.xml", holder)
-    back = harness.simulate(harness.set_dc(work / "sticky-rebooted.xml", work / "sticky-rebooted-dc.xml", survivor),
-                            work / "sticky-back.xml", up=[holder])
-    assert back.ops(HAPROXY) == [("start", holder)]
-    assert back.ops(VIP) == [], f"the VIP failed back: {back.actions}"
-    assert harness.placed_with(back.placement, VIP, CLONE) == survivor
+    live = harness.restore_agents(cib, up.cib_out, work / "live.xml")
+    assert [c.get("id") for c in harness.cib_root(live).iter("rsc_location")] == [rendering.CRM.vip_location]
+    result = harness.run_step_offline(step_file(dev_stack, "configure"), live, crm_env)
+    assert result.returncode == 0, result.describe()
+    assert f"hapx: retired from the cluster configuration: {rendering.CRM.vip_location}" in result.output, \
+        result.describe()
+    assert not list(harness.cib_root(live).iter("rsc_location"))

@@ -2,7 +2,8 @@
 
 Each variant changes what the templates branch on or interpolate: node count (two_node or
 not), masters by name (resolvers section) or by address, https or tcp health checks,
-ports, subnet, interface name, DNS, totem timers, Pacemaker timers and stickiness.
+ports, subnet, interface name, DNS, totem timers, Pacemaker timers, stickiness and the VIP's
+placement (sticky by default, off-dc in two variants).
 """
 
 from __future__ import annotations
@@ -70,19 +71,21 @@ def tcp_check() -> dict:
 
 def fast_token() -> dict:
     """Tuned totem timers (token 1000 ms, consensus 1500 ms), another cluster name, faster
-    monitors and a higher stickiness."""
+    monitors, a higher stickiness and the VIP placed off the DC."""
     cfg = copy.deepcopy(dev())
     cfg["corosync"] = {"tokenMs": 1000, "consensusMs": 1500, "clusterName": "edge_lb-1"}
-    cfg["pacemaker"] = {"vipMonitorSeconds": 5, "haproxyMonitorSeconds": 3, "stickiness": 500}
+    cfg["pacemaker"] = {"vipMonitorSeconds": 5, "haproxyMonitorSeconds": 3, "stickiness": 500,
+                        "vipPlacement": "off-dc"}
     return cfg
 
 
 def short_token() -> dict:
     """The shortest token (300 ms): the knet ping timers stay above their floor (150/300 ms),
     where corosync would derive 75/150 ms; three nodes, so the token coefficient counts too
-    (runtime token 950 ms, consensus by default 1.2 x that)."""
+    (runtime token 950 ms, consensus by default 1.2 x that); the VIP placed off the DC."""
     cfg = three_nodes()
     cfg["corosync"] = {"tokenMs": 300}
+    cfg["pacemaker"] = {"vipPlacement": "off-dc"}
     return cfg
 
 

@@ -1,5 +1,6 @@
 """The program through the real engine, on real (emulated) VMs: `pulumi up` from nothing, a
-second `up` that changes nothing, day-2 changes, a hard failover, `pulumi destroy`.
+second `up` that changes nothing, day-2 changes, a hard failover, `pulumi destroy`; and the
+verdict of the container pair's soak beside them (conftest.py).
 
 The session's lab (conftest.py) ran `pulumi up --stack lab` from nothing; these tests run in
 file order on it, each through `lab/labctl --backend vm pulumi`, and the last one destroys the
@@ -11,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 
-from labclient import Lab, Poller, served_throughout, wait_until
+from labclient import LINGER_S, Lab, Poller, wait_until
 from pulumirun import INTERRUPT_GRACE_S
 from tests.conftest import PROJECT, load_stack_file
 from tests.labtier import check_vip_serves_through_haproxy
@@ -22,7 +23,6 @@ UP_TIMEOUT_S = 2400       # `pulumi up` of a change that rebuilds emulated VMs, 
 # worker starts slowly), so the VM tier's client waits longer than the container tier's (1 s,
 # at native speed); a connection refused or reset fails at once either way.
 CLIENT_TIMEOUT_S = 5      # a patient client: an emulated node on a busy host answers slowly
-MOVE_BLIP_S = 3           # the longest run of requests a planned move of the VIP may break in flight
 FAILOVER_BOUND_S = 60     # the VIP serves again from the survivor within this
 REJOIN_BOUND_S = 600      # a restarted emulated VM is back in the cluster with HAProxy within this (busy host)
 # beyond pulumi's own bound: its interrupt and kill (lab/pulumirun.py), labctl reading the outputs afterwards
@@ -218,18 +218,26 @@ def test_hard_failover_and_rejoin(lab, figure):
         poller.wait_for("ready", timeout=60)
         t_start = time.monotonic()
         lab.start(victim)
-        # The VIP runs off the DC (the survivor): it moves back to the node that returns,
-        # make-before-break.
-        wait_until(f"{victim} back with HAProxy and the VIP",
-                   lambda: lab.settled(survivor) and lab.vip_node(ask=survivor) == victim,
-                   timeout=REJOIN_BOUND_S, interval=3)
+        wait_until(f"{victim} back with HAProxy", lambda: lab.settled(survivor), timeout=REJOIN_BOUND_S, interval=3)
         rejoin = time.monotonic() - t_start
-        wait_until(f"the VIP's address only on {victim}", lambda: lab.vip_holders() == [victim], timeout=60, interval=1)
+        time.sleep(LINGER_S)  # a move of the VIP just after the rejoin still counts
     finally:
         summary = poller.stop()
     figure(f"VM lab: {victim} destroyed, served from {survivor} after {up['t'] - t_kill:.2f} s "
-           f"(outage {up['outage_s']:.2f} s); rejoined in {rejoin:.0f} s")
-    assert served_throughout(summary, MOVE_BLIP_S), f"the VIP dropped while {victim} rejoined: {summary}"
+           f"(outage {up['outage_s']:.2f} s); rejoined in {rejoin:.0f} s, the VIP stayed on {survivor}")
+    # No fail-back (vipPlacement sticky): the VIP stays where it went, and not one request fails.
+    assert lab.vip_node(ask=victim) == survivor and lab.vip_holders() == [survivor], f"the VIP failed back to {victim}"
+    assert summary["failed"] == 0 and not summary["outages"], f"requests failed while {victim} rejoined: {summary}"
+
+
+def test_default_timers_rode_out_the_loaded_host(lab, soak_on_a_loaded_host, figure):
+    """The container pair at hapx's default timers soaked, no fault injected, while this tier
+    booted, rebuilt and killed emulated VMs beside it (each boot takes a core of the host): not
+    one membership change on either node, the VIP never moved, not one failed request."""
+    rc, out = soak_on_a_loaded_host.wait()
+    verdict = out.strip().splitlines()[-1] if out.strip() else "(no output)"
+    figure(f"containers at the default timers, soaking while the VM tier ran: {verdict}")
+    assert rc == 0, out
 
 
 def test_destroy_removes_everything_the_stack_made(lab, figure):
