@@ -283,15 +283,20 @@ def render_with_secrets(lab: Lab, stack: str, stack_file: Path, out: Path) -> Pa
     return out
 
 
+def client_poller(lab: Lab, interval: float, client_timeout: float = 1.0, max_seconds: float = 900) -> Poller:
+    """A client polling the VIP every interval seconds that waits client_timeout for an answer."""
+    # A patient client (more than a second) waits as long to connect as for the answer.
+    connect_timeout = client_timeout if client_timeout > 1 else 0.3
+    return Poller(lab, interval=interval, connect_timeout=connect_timeout, timeout=client_timeout,
+                  max_seconds=max_seconds)
+
+
 def apply_under_poll(lab: Lab, render: Path | None, interval: float,
                      client_timeout: float = 1.0) -> tuple[subprocess.CompletedProcess, dict]:
     """Apply a change while a client polls the VIP every interval seconds: the containers lab
     applies a render with the plan's steps; the VM lab runs `pulumi up` of its stack file (the
     change already written there; render None). The result and the poller's summary."""
-    # A patient client (more than a second) waits as long to connect as for the answer.
-    connect_timeout = client_timeout if client_timeout > 1 else 0.3
-    poller = Poller(lab, interval=interval, connect_timeout=connect_timeout, timeout=client_timeout,
-                    max_seconds=STEPS_TIMEOUT_S + 420)
+    poller = client_poller(lab, interval, client_timeout, max_seconds=STEPS_TIMEOUT_S + 420)
     if lab.backend == "vm":
         command = ["pulumi", "--timeout", str(STEPS_TIMEOUT_S), "--", "up", "--yes", "--skip-preview"]
     else:

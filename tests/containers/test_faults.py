@@ -37,8 +37,8 @@ from pathlib import Path
 import yaml
 
 import vmlab
-from labclient import (CRM, LINGER_S, PROJECT, Lab, Poller, apply_under_poll, labctl, render_with_secrets,
-                       served_throughout, wait_until)
+from labclient import (CRM, LINGER_S, PROJECT, Lab, Poller, apply_under_poll, client_poller, labctl,
+                       render_with_secrets, served_throughout, wait_until)
 from tests.containers.conftest import BACKEND
 from tests.containers.test_cluster import vip_with_running_haproxy
 
@@ -58,8 +58,7 @@ POLLER_MAX_S = FAILOVERS * (FAILOVER_BOUND_S + REJOIN_BOUND_S) + 600
 
 def client(lab: Lab, max_seconds: float = 900) -> Poller:
     """A client polling the VIP every POLL_S, as patient as the backend needs."""
-    return Poller(lab, interval=POLL_S, connect_timeout=0.3 if CLIENT_TIMEOUT_S <= 1 else CLIENT_TIMEOUT_S,
-                  timeout=CLIENT_TIMEOUT_S, max_seconds=max_seconds)
+    return client_poller(lab, POLL_S, CLIENT_TIMEOUT_S, max_seconds=max_seconds)
 
 
 def healthy(lab: Lab) -> str:
