@@ -21,7 +21,8 @@ AGENTS = TEMPLATES.parent / "agents"
 # Where the VIP's resource agent (ocf:hapx:ipaddr) is installed on the nodes.
 OCF_AGENT_PROVIDER = "hapx"
 OCF_AGENT_NAME = "ipaddr"
-PACKAGES = ("corosync", "pacemaker", "crmsh", "resource-agents", "haproxy", "curl")
+# nftables: the VIP agent's connection hand-off in a planned move (agents/ipaddr).
+PACKAGES = ("corosync", "pacemaker", "crmsh", "resource-agents", "haproxy", "curl", "nftables")
 DEFAULT_KEYFILE = "/etc/corosync/authkey"
 # HAProxy's backend of masters: the metrics and the status command name it too.
 BACKEND = "kubernetes-masters"

@@ -201,6 +201,7 @@ class Pacemaker:
     """Resource timers: monitor intervals in whole seconds (Pacemaker counts in seconds)."""
 
     vip_monitor_s: int
+    vip_drain_ms: int
     haproxy_monitor_s: int
     stickiness: int
     vip_placement: str

@@ -177,6 +177,12 @@ SPEC: tuple[Setting, ...] = (
             "`hold valid` is set the same)", attr="dns_resolve_interval_s", lo=1, hi=3600),
     Setting("pacemaker.vipMonitorSeconds", INTEGER, 10, "VIP monitor interval (whole seconds)",
             attr="vip_monitor_s", lo=2, hi=3600),
+    # Bounded by the agent's stop timeout (20 s), which must also cover the rest of the stop.
+    Setting("pacemaker.vipDrainMs", INTEGER, 2000,
+            "in a planned move, how long the old node keeps the VIP for the connections it already "
+            "has (the new node forwards their packets to it) before it resets those still open; "
+            "0: no hand-off, they are reset at once (see Failover figures)",
+            attr="vip_drain_ms", lo=0, hi=10000),
     Setting("pacemaker.haproxyMonitorSeconds", INTEGER, 5, "HAProxy monitor interval (whole seconds)",
             attr="haproxy_monitor_s", lo=2, hi=3600),
     Setting("pacemaker.stickiness", INTEGER, 100, "`rsc_defaults resource-stickiness`", attr="stickiness",

@@ -1,10 +1,13 @@
 """The VIP's resource agent, agents/ipaddr (ocf:hapx:ipaddr), run for real: ocf-tester's OCF
 checks, and start/monitor/stop against a real interface in throwaway network namespaces, with a
-neighbour namespace that must reach the address after start and learn it from the gratuitous ARP."""
+neighbour namespace that must reach the address after start and learn it from the gratuitous ARP,
+and the old node's drain at the end of a planned move, with real connections."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 
 import pytest
@@ -100,6 +103,7 @@ def test_start_publishes_the_address_and_announces_it(link, tmp_path):
     ({"cidr_netmask": "33"}, "cidr_netmask '33' is not a prefix length 1-32"),
     ({"arp_count": "many"}, "must be whole numbers"),
     ({"nic": "../eth0"}, "is not an interface name"),
+    ({"drain_ms": "10001"}, "drain_ms '10001' is not a whole number of milliseconds 0-10000"),
 ])
 def test_bad_parameters_are_named(link, tmp_path, params, problem):
     """validate-all and start refuse a bad parameter with OCF_ERR_CONFIGURED, naming it; a
@@ -138,3 +142,104 @@ def test_migration_is_make_before_break(link, tmp_path):
     assert agent(node, "stop", tmp_path, **params).returncode == 0
     assert VIP not in addresses(node) and f"inet {VIP}/24" in addresses(peer)
     assert agent(peer, "stop", tmp_path, **params).returncode == 0
+
+
+# A server on the old node and a client on the peer, both one Python process in a namespace.
+SERVER = """
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], 7000)); s.listen(); print("listening", flush=True)
+conn, _ = s.accept()
+while conn.recv(100):
+    pass
+"""
+CLIENT = """
+import socket, sys, time
+c = socket.create_connection((sys.argv[1], 7000), timeout=30); print("connected", flush=True)
+hold = float(sys.argv[2])
+if hold:
+    time.sleep(hold); c.close(); print("closed", flush=True)
+else:
+    try:
+        print("eof" if not c.recv(100) else "data", flush=True)
+    except ConnectionResetError:
+        print("reset", flush=True)
+"""
+
+
+@pytest.fixture
+def connection(link):
+    """Start a connection from the peer to VIP:7000 on the node; yields a function that starts
+    the client, holding it open for `hold` seconds (0: until the node ends it)."""
+    node, peer = link
+    procs = []
+
+    def open_connection(hold: float):
+        server = subprocess.Popen(["ip", "netns", "exec", node, sys.executable, "-c", SERVER, VIP],
+                                  stdout=subprocess.PIPE, text=True)
+        procs.append(server)
+        assert server.stdout.readline().strip() == "listening"
+        client = subprocess.Popen(["ip", "netns", "exec", peer, sys.executable, "-c", CLIENT, VIP, str(hold)],
+                                  stdout=subprocess.PIPE, text=True)
+        procs.append(client)
+        assert client.stdout.readline().strip() == "connected"
+        return client
+
+    yield open_connection
+    for proc in procs:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+def ended(client: subprocess.Popen) -> str:
+    """How the client's connection ended (bounded wait)."""
+    out, _ = client.communicate(timeout=30)
+    return out.strip()
+
+
+@pytest.mark.parametrize("drain_ms, hold, said, how_it_ended", [
+    # The client closes after 0.5 s: stop waits for it, and the connection ends as the client ended it.
+    ("10000", 0.5, "drained in", "closed"),
+    # The client would hold it open: after drain_ms it is reset, so it reconnects at once (to the
+    # new node) instead of waiting on a node that no longer has the address.
+    ("300", 0, "drain_ms 300 passed with 1 connection(s) open: reset them", "reset"),
+], ids=["waits-for-open-connections", "resets-what-outlives-drain-ms"])
+def test_the_end_of_a_planned_move_drains(link, connection, tmp_path, drain_ms, hold, said, how_it_ended):
+    """After migrate_to, stop keeps the address while a connection to it is open, for at most
+    drain_ms: the old node's clients finish what they started."""
+    node, _ = link
+    params = {"ip": VIP, "cidr_netmask": "24", "nic": "eth0", "arp_count": "0", "drain_ms": drain_ms}
+    assert agent(node, "start", tmp_path, **params).returncode == 0
+    client = connection(hold=hold)
+    assert agent(node, "migrate_to", tmp_path, **params).returncode == 0
+    stop = agent(node, "stop", tmp_path, **params)
+    assert stop.returncode == 0 and said in stop.stderr, stop.describe()
+    assert ended(client) == how_it_ended
+    assert VIP not in addresses(node)
+    assert not list(tmp_path.glob("*.migrating"))
+
+
+def test_a_stop_outside_a_planned_move_does_not_drain(link, connection, tmp_path):
+    """A plain stop (the resource stopped, or moved without migration) lets go at once."""
+    node, _ = link
+    params = {"ip": VIP, "cidr_netmask": "24", "nic": "eth0", "arp_count": "0", "drain_ms": "10000"}
+    assert agent(node, "start", tmp_path, **params).returncode == 0
+    client = connection(hold=0)
+    stop = agent(node, "stop", tmp_path, **params)
+    assert stop.returncode == 0 and "drain" not in stop.stderr, stop.describe()
+    assert VIP not in addresses(node)
+    assert client.poll() is None, "a plain stop ended the client's connection"
+
+
+def test_migrate_from_without_a_cluster_still_moves_the_address(link, tmp_path):
+    """The hand-off is best effort: where the old node's address cannot be found (here, no
+    corosync), migrate_from says so and takes the address as before."""
+    _, peer = link
+    params = {"ip": VIP, "cidr_netmask": "24", "nic": "eth0", "arp_count": "0"}
+    result = harness.run(["ip", "netns", "exec", peer, str(AGENT), "migrate_from"],
+                         env={"PATH": harness.BASE_PATH, "OCF_ROOT": "/usr/lib/ocf", "HA_RSCTMP": str(tmp_path),
+                              "OCF_RESKEY_CRM_meta_migrate_source": "old-node",
+                              **{f"OCF_RESKEY_{k}": v for k, v in params.items()}})
+    assert result.returncode == 0 and "no connection hand-off" in result.stderr, result.describe()
+    assert f"inet {VIP}/24" in addresses(peer)
+    assert not list(tmp_path.glob("*.handoff"))

@@ -173,7 +173,7 @@ def test_loaded_cib_carries_the_settings(stack, loaded_cib):
     assert (vip.get("class"), vip.get("provider"), vip.get("type")) == ("ocf", "hapx", "ipaddr")
     assert nvpairs(vip.find("instance_attributes")) == {
         "ip": str(s.vip), "cidr_netmask": str(s.prefix_len), "nic": s.interface,
-        "arp_count": "5", "arp_interval_ms": "200"}
+        "arp_count": "5", "arp_interval_ms": "200", "drain_ms": str(s.pacemaker.vip_drain_ms)}
     assert (haproxy.get("class"), haproxy.get("type")) == ("systemd", "haproxy")
 
     (clone,) = resources.iter("clone")
