@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Optional
 
 from hapx import spec
-from hapx.spec import NAMESPACE, Setting
+from hapx.spec import EDGE, GATEWAY, NAMESPACE, NODE, NON_HOST, OUTSIDE, SELF, VIP, Setting
 
 # sshd listens on it on every node: HAProxy could never bind it.
 SSH_PORT = 22
@@ -31,6 +31,7 @@ SYSTEM_USERS = frozenset("""
 # Names the kernel keeps for itself under /proc/sys/net/ipv4/conf, or the loopback.
 RESERVED_INTERFACES = frozenset({"lo", "all", "default"})
 RESERVED_HOST_NAMES = frozenset({"localhost"})
+BROADCAST = ipaddress.IPv4Address("255.255.255.255")
 
 
 class SettingsError(ValueError):
@@ -252,6 +253,8 @@ class _Reader:
     def __init__(self, raw: Mapping[str, Any]):
         self.raw = raw
         self.problems: list[str] = []
+        # Addresses whose places (the VIP, the nodes) are read after them: checked at the end.
+        self.later: list[tuple[str, str, Any, Optional[str], str]] = []
 
     def fail(self, key: str, msg: str) -> None:
         self.problems.append(f"{NAMESPACE}:{key}: {msg}")
@@ -430,11 +433,7 @@ def _network(r: _Reader) -> Optional[Network]:
     first = next(cidr.hosts()) if cidr is not None else None
     gateway = r.value("network.gateway", src, default=first)
     if gateway is not None and cidr is not None:
-        if gateway not in cidr:
-            r.fail("network.gateway", f"{gateway} is outside network.cidr {cidr}")
-            gateway = None
-        elif gateway in (cidr.network_address, cidr.broadcast_address):
-            r.fail("network.gateway", f"{gateway} is the network or broadcast address of {cidr}")
+        if not _check_address(r, "network.gateway", "network.gateway", gateway, _Places(cidr)):
             gateway = None
         elif mode == "create" and gateway != first:
             # A network libvirt creates always routes through its first host address.
@@ -446,10 +445,8 @@ def _network(r: _Reader) -> Optional[Network]:
         addr = item if isinstance(item, ipaddress.IPv4Address) else _check_ipv4(r, None, item, label)
         if addr is None:
             continue
-        if addr.is_loopback or addr.is_unspecified or addr.is_multicast or addr == ipaddress.IPv4Address(
-                "255.255.255.255"):
-            r.fail(label, f"{addr} cannot serve the nodes (loopback, unspecified, multicast or broadcast)")
-            continue
+        if "dnsServers" in src:
+            r.later.append(("network.dnsServers", label, addr, None, ""))
         dns.append(addr)
     domain = r.value("network.domain", src)
     hosts = _dns_hosts(r, src, mode)
@@ -469,6 +466,7 @@ def _dns_hosts(r: _Reader, src: Mapping[str, Any], mode: Optional[str]) -> tuple
         name = r.value("network.dnsHosts[].name", item, f"{label}.name")
         address = r.value("network.dnsHosts[].address", item, f"{label}.address")
         if name is not None and address is not None:
+            r.later.append(("network.dnsHosts[].address", f"{label}.address", address, name, f"{label}.name"))
             hosts.append(DnsHost(name.lower(), address))
     _unique(r, "network.dnsHosts", "name", [h.name for h in hosts])
     return tuple(hosts)
@@ -521,12 +519,7 @@ def _nodes(r: _Reader, network: Optional[Network]) -> tuple[Node, ...]:
                 mac = None
         nodeid = r.value("nodes[].nodeid", item, f"{label}.nodeid", default=default_nodeid(name) if name else None)
         if network is not None and ip is not None:
-            if ip not in network.cidr:
-                r.fail(f"{label}.ip", f"{ip} is outside network.cidr {network.cidr}")
-            elif ip in (network.cidr.network_address, network.cidr.broadcast_address):
-                r.fail(f"{label}.ip", f"{ip} is the network or broadcast address of {network.cidr}")
-            elif ip == network.gateway:
-                r.fail(f"{label}.ip", f"{ip} is the gateway address")
+            _check_address(r, "nodes[].ip", f"{label}.ip", ip, _places(network))
         if None not in (name, ip, mac, nodeid):
             nodes.append(Node(name, ip, mac, nodeid))
     _unique(r, "nodes", "name", [n.name for n in nodes])
@@ -549,16 +542,13 @@ def _unique(r: _Reader, key: str, attr: str, values: list[str]) -> None:
         seen.add(value)
 
 
-def _masters(r: _Reader, vip: Optional[ipaddress.IPv4Address], nodes: tuple[Node, ...]) -> tuple[Master, ...]:
+def _masters(r: _Reader, places: _Places) -> tuple[Master, ...]:
     masters = []
-    balancers = {n.ip: f"the address of node {n.name}" for n in nodes}
-    if vip is not None:
-        balancers[vip] = "the VIP"
     for label, item in _items(r, "masters"):
         name = r.value("masters[].name", item, f"{label}.name")
         address = r.value("masters[].address", item, f"{label}.address", default=name)
         if address is not None:
-            address = _master_address(r, f"{label}.address", address, balancers)
+            address = _master_address(r, f"{label}.address", address, places)
         port = r.value("masters[].port", item, f"{label}.port")
         if None not in (name, address, port):
             masters.append(Master(name, address, port))
@@ -567,10 +557,9 @@ def _masters(r: _Reader, vip: Optional[ipaddress.IPv4Address], nodes: tuple[Node
     return tuple(masters)
 
 
-def _master_address(r: _Reader, label: str, address: str,
-                    balancers: Mapping[ipaddress.IPv4Address, str]) -> Optional[str]:
+def _master_address(r: _Reader, label: str, address: str, places: _Places) -> Optional[str]:
     try:
-        ip = ipaddress.IPv4Address(address)
+        value: Any = ipaddress.IPv4Address(address)
     except ValueError:
         # The C resolver HAProxy uses reads 10.1, 0x7f000001 or 010.0.0.1 as IPv4 addresses,
         # and no top-level domain is numeric: such a "name" would slip past the address rules.
@@ -578,30 +567,81 @@ def _master_address(r: _Reader, label: str, address: str,
                                                                     address.rsplit(".", 1)[-1], re.I):
             r.fail(label, f"is neither an IPv4 address nor a host name: {address!r}")
             return None
-        if address.lower() == "localhost" or address.lower().endswith(".localhost"):
-            r.fail(label, f"{address!r} is the node itself: HAProxy would proxy to itself")
-            return None
-        return address
-    if ip in balancers:
-        r.fail(label, f"{ip} is {balancers[ip]}: HAProxy would proxy to itself")
-    elif ip.is_loopback or ip.is_unspecified:
-        r.fail(label, f"{ip} is the node itself: HAProxy would proxy to itself")
-    elif ip.is_multicast or ip == ipaddress.IPv4Address("255.255.255.255") or ip.is_reserved:
-        r.fail(label, f"{ip} is not a host address (multicast, broadcast or reserved)")
-    else:
-        return address
-    return None
+        value = address
+    return address if _check_address(r, "masters[].address", label, value, places) else None
 
 
-def _vip(r: _Reader, network: Optional[Network]) -> Optional[ipaddress.IPv4Address]:
+@dataclass(frozen=True)
+class _Places:
+    """The stack's own addresses, as far as they are read: what Setting.not_at names."""
+
+    cidr: Optional[ipaddress.IPv4Network] = None
+    gateway: Optional[ipaddress.IPv4Address] = None
+    vip: Optional[ipaddress.IPv4Address] = None
+    nodes: tuple[Node, ...] = ()
+    domain: Optional[str] = None
+
+    def node_named(self, name: str) -> Optional[Node]:
+        """The node a host name is (its name, or its name in network.domain), if any."""
+        name = name.lower()
+        return next((n for n in self.nodes if name in (n.name, f"{n.name}.{self.domain}")), None)
+
+
+def _places(network: Optional[Network], vip: Optional[ipaddress.IPv4Address] = None,
+            nodes: tuple[Node, ...] = ()) -> _Places:
+    if network is None:
+        return _Places(vip=vip, nodes=nodes)
+    return _Places(network.cidr, network.gateway, vip, nodes, network.domain)
+
+
+def _check_address(r: _Reader, key: str, label: str, value: Any, places: _Places,
+                   host: Optional[str] = None, host_label: str = "") -> bool:
+    """Apply the rules spec names for key (Setting.not_at) to one address, or host name, given at
+    label; host is the name it is the entry of (Setting.host_field). False after reporting a problem."""
+    s = spec.setting(key)
+    loop = f": {s.loop_doc}" if s.loop_doc else ""
+    ok = True
+    if host is not None and NODE in s.not_at:
+        node = places.node_named(host)
+        if node is not None and node.ip != value:
+            r.fail(host_label, f"{host!r} is the name of node {node.name}, whose address is {node.ip}, not {value}")
+            ok = False
+    if isinstance(value, str):
+        # A host name: the ones the stack itself gives meaning to (the nodes' /etc/hosts, localhost).
+        node = places.node_named(value)
+        if SELF in s.not_at and (value.lower() == "localhost" or value.lower().endswith(".localhost")):
+            r.fail(label, f"{value!r} is the node itself{loop}")
+        elif NODE in s.not_at and node is not None:
+            r.fail(label, f"{value!r} is the name of node {node.name}{loop}")
+        else:
+            return ok
+        return False
+    cidr = places.cidr
+    at_node = next((n for n in places.nodes if n.ip == value), None)
+    if at_node is not None and host is not None and places.node_named(host) == at_node:
+        at_node = None  # the node's own entry
+    rules = (
+        (OUTSIDE, cidr is not None and value not in cidr, f"{value} is outside network.cidr {cidr}"),
+        (EDGE, cidr is not None and value in (cidr.network_address, cidr.broadcast_address),
+         f"{value} is the network or broadcast address of {cidr}"),
+        (SELF, value.is_loopback or value.is_unspecified, f"{value} is the node itself{loop}"),
+        (NON_HOST, value.is_multicast or value.is_reserved or value == BROADCAST,
+         f"{value} is not a host address (multicast, broadcast or reserved)"),
+        (GATEWAY, value == places.gateway, f"{value} is the gateway address"),
+        (VIP, value == places.vip, f"{value} is the VIP{loop}"),
+        (NODE, at_node is not None, f"{value} is the address of node {at_node.name if at_node else ''}{loop}"),
+    )
+    problem = next((msg for place, bad, msg in rules if place in s.not_at and bad), None)
+    if problem:
+        r.fail(label, problem)
+        return False
+    return ok
+
+
+def _vip(r: _Reader, network: Optional[Network], nodes: tuple[Node, ...]) -> Optional[ipaddress.IPv4Address]:
     vip = r.value("vip")
-    if vip is not None and network is not None:
-        if vip not in network.cidr:
-            r.fail("vip", f"{vip} is outside network.cidr {network.cidr}")
-        elif vip in (network.cidr.network_address, network.cidr.broadcast_address):
-            r.fail("vip", f"{vip} is the network or broadcast address of {network.cidr}")
-        elif vip == network.gateway:
-            r.fail("vip", f"{vip} is the gateway address")
+    if vip is not None:
+        _check_address(r, "vip", "vip", vip, _places(network, nodes=nodes))
     return vip
 
 
@@ -718,11 +758,11 @@ def settings_from_dict(raw: Mapping[str, Any], other_keys: Iterable[str] = ()) -
     r.unknown(raw, "", "")
     network = _network(r)
     nodes = _nodes(r, network)
-    vip = _vip(r, network)
-    for node in nodes:
-        if vip is not None and vip == node.ip:
-            r.fail("vip", f"{vip} is also the address of node {node.name}")
-    masters = _masters(r, vip, nodes)
+    vip = _vip(r, network, nodes)
+    places = _places(network, vip, nodes)
+    for key, label, value, host, host_label in r.later:
+        _check_address(r, key, label, value, places, host, host_label)
+    masters = _masters(r, places)
     top = dict(libvirt_uri=r.value("libvirtUri"), domain_type=r.value("domainType"),
                base_image=r.value("baseImage"), storage_pool=r.value("storagePool"),
                ssh_user=_ssh_user(r), interface=_interface(r))

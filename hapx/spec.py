@@ -30,6 +30,23 @@ class Required:
 
 REQUIRED: Any = Required()
 
+# Places an address setting must not point at (Setting.not_at): where nothing answers as the
+# setting means. hapx.settings checks every address setting against its own places, one rule each.
+OUTSIDE, EDGE, GATEWAY, VIP, NODE, SELF, NON_HOST = (
+    "outside", "edge", "gateway", "vip", "node", "self", "non-host")
+PLACE_DOC = {
+    OUTSIDE: "outside `network.cidr`",
+    SELF: "the node itself (loopback, `0.0.0.0`, `localhost`)",
+    VIP: "the VIP",
+    NODE: "a node",
+    GATEWAY: "the gateway",
+    EDGE: "the cidr's network or broadcast address",
+    NON_HOST: "a multicast, broadcast or reserved address",
+}
+# Where a client connects (HAProxy to a master, a node to its resolver, a name to its host): the
+# address must be another host's.
+ANOTHER_HOST = (SELF, NON_HOST, EDGE, VIP, NODE)
+
 
 @dataclass(frozen=True)
 class Setting:
@@ -46,6 +63,9 @@ class Setting:
     pattern: Optional[str] = None  # a regular expression the whole value must match
     pattern_doc: str = ""  # what the pattern allows, in words, for the error message
     default_doc: Optional[str] = None  # the README's default, where the value alone says too little
+    not_at: tuple[str, ...] = ()  # for an address (or a list of them): the places it must not point at
+    loop_doc: str = ""  # what follows when it points at the pair itself (the VIP, a node, the node itself)
+    host_field: str = ""  # the item's field the address is the host entry of: a node's own entry is its address
 
     @property
     def section(self) -> str:
@@ -61,6 +81,19 @@ class Setting:
     def required(self) -> bool:
         return self.default is REQUIRED
 
+    @property
+    def full_doc(self) -> str:
+        """The documentation with the places the address must not point at (the README's meaning)."""
+        if not self.not_at:
+            return self.doc
+        places = [PLACE_DOC[p] for p in PLACE_DOC if p in self.not_at and p != OUTSIDE]
+        if NODE in self.not_at and self.host_field:
+            places[places.index(PLACE_DOC[NODE])] = "a node (but for the node's own entry)"
+        rules = ["inside `network.cidr`"] if OUTSIDE in self.not_at else []
+        if places:
+            rules.append("not " + (", ".join(places[:-1]) + " or " if places[1:] else "") + places[-1])
+        return f"{self.doc}; {', '.join(rules)}"
+
 
 # Patterns shared by several settings.
 HOST_LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
@@ -75,11 +108,11 @@ MAX_NODEID = 65535
 AUTHKEY_MIN_BYTES, AUTHKEY_MAX_BYTES = 128, 4096
 
 SPEC: tuple[Setting, ...] = (
-    Setting("vip", IPV4, REQUIRED, "the floating address; inside `network.cidr`, not a node or the gateway"),
+    Setting("vip", IPV4, REQUIRED, "the floating address", not_at=(OUTSIDE, EDGE, GATEWAY, NODE)),
     Setting("nodes", LIST, REQUIRED, "the cluster's members, at least two (fields below)"),
     Setting("nodes[].name", STRING, REQUIRED, "host name (and Pacemaker node name); not `localhost`",
             pattern=HOST_LABEL, pattern_doc=HOST_LABEL_DOC),
-    Setting("nodes[].ip", IPV4, REQUIRED, "fixed address inside `network.cidr`"),
+    Setting("nodes[].ip", IPV4, REQUIRED, "fixed address", not_at=(OUTSIDE, EDGE, GATEWAY)),
     Setting("nodes[].mac", STRING, None, "fixed MAC of the NIC (unicast, not all zero)",
             default_doc="a stable `52:54:00:…` derived from the name"),
     Setting("nodes[].nodeid", INTEGER, None, "corosync node id; stable, so removing a node renumbers nothing",
@@ -88,8 +121,8 @@ SPEC: tuple[Setting, ...] = (
     Setting("masters[].name", STRING, REQUIRED, "server name in HAProxy",
             pattern=HOST_LABEL, pattern_doc=HOST_LABEL_DOC),
     Setting("masters[].address", STRING, None,
-            "IPv4 address or host name resolved on the nodes; not the VIP, a node, loopback or broadcast",
-            default_doc="the name"),
+            "IPv4 address or host name resolved on the nodes", default_doc="the name",
+            not_at=ANOTHER_HOST, loop_doc="HAProxy would proxy to itself"),
     Setting("masters[].port", INTEGER, 6443, "API server port", lo=1, hi=65535),
     Setting("network.mode", CHOICE, "create",
             "`create` a NAT libvirt network, or use an `existing` one by `network.name` "
@@ -100,8 +133,9 @@ SPEC: tuple[Setting, ...] = (
     Setting("network.cidr", NETWORK, REQUIRED,
             "the node subnet, e.g. `192.168.4.0/24`: /8 to /29, not loopback, link-local or multicast"),
     Setting("network.gateway", IPV4, None, "default route for the nodes",
-            default_doc="first host of the cidr"),
-    Setting("network.dnsServers", LIST, None, "resolvers for the nodes", default_doc="`[gateway]`"),
+            default_doc="first host of the cidr", not_at=(OUTSIDE, EDGE)),
+    Setting("network.dnsServers", LIST, None, "resolvers for the nodes", default_doc="`[gateway]`",
+            not_at=ANOTHER_HOST, loop_doc="nothing answers DNS there"),
     Setting("network.domain", STRING, "hapx.local", "DNS domain of the nodes",
             pattern=DNS_NAME, pattern_doc="a DNS domain name"),
     Setting("network.dnsHosts", LIST, None,
@@ -109,7 +143,9 @@ SPEC: tuple[Setting, ...] = (
             "NAME.`domain` (e.g. the masters' names; only with `create`)", default_doc="none"),
     Setting("network.dnsHosts[].name", STRING, REQUIRED, "a host name",
             pattern=DNS_NAME, pattern_doc="a DNS name"),
-    Setting("network.dnsHosts[].address", IPV4, REQUIRED, "its IPv4 address"),
+    Setting("network.dnsHosts[].address", IPV4, REQUIRED, "its IPv4 address",
+            not_at=ANOTHER_HOST, loop_doc="a master given by this name would make HAProxy proxy to itself",
+            host_field="name"),
     Setting("libvirtUri", STRING, "qemu:///system", "libvirt connection",
             pattern=r"[a-z][a-z0-9]*(\+[a-z0-9]+)?://[^\s'\"\\]*",
             pattern_doc="a libvirt URI such as qemu:///system or qemu+ssh://host/system"),
@@ -247,7 +283,7 @@ def _default_cell(s: Setting) -> str:
 def markdown_table() -> str:
     """The README's settings table."""
     rows = ["| key | default | meaning |", "| --- | --- | --- |"]
-    rows += [f"| `{s.key}` | {_default_cell(s)} | {s.doc} |" for s in SPEC]
+    rows += [f"| `{s.key}` | {_default_cell(s)} | {s.full_doc} |" for s in SPEC]
     return "\n".join(rows) + "\n"
 
 

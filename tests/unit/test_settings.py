@@ -68,7 +68,7 @@ CASES = [
     ('vip-outside', [('vip', '10.0.0.20')],
      ['hapx:vip: 10.0.0.20 is outside network.cidr 192.168.4.0/24']),
     ('vip-is-node', [('vip', '192.168.4.21')],
-     ['hapx:vip: 192.168.4.21 is also the address of node hapx-node01']),
+     ['hapx:vip: 192.168.4.21 is the address of node hapx-node01']),
     ('vip-is-gateway', [('vip', '192.168.4.1')],
      ['hapx:vip: 192.168.4.1 is the gateway address']),
     ('vip-broadcast', [('vip', '192.168.4.255')],
@@ -263,7 +263,9 @@ CASES = [
     ('base-image-space', [('baseImage', '/tmp/a b.qcow2')],
      ["hapx:baseImage: '/tmp/a b.qcow2' is not valid: a URL or path without white space, quotes or '\\'"]),
     ('dns-loopback', [('network.dnsServers', ['127.0.0.53'])],
-     ['hapx:network.dnsServers[0]: 127.0.0.53 cannot serve the nodes (loopback, unspecified, multicast or broadcast)']),
+     ['hapx:network.dnsServers[0]: 127.0.0.53 is the node itself: nothing answers DNS there']),
+    ('dns-broadcast', [('network.dnsServers', ['255.255.255.255'])],
+     ['hapx:network.dnsServers[0]: 255.255.255.255 is not a host address (multicast, broadcast or reserved)']),
     ('dns-not-ip', [('network.dnsServers', ['ns1'])],
      ["hapx:network.dnsServers[0]: is not an IPv4 address: 'ns1'"]),
     ('three-nodes-real-token', [('nodes[2]', {'name': 'hapx-node03', 'ip': '192.168.4.23'}), ('corosync.tokenMs', 3000), ('corosync.consensusMs', 3600)],
@@ -286,6 +288,33 @@ CASES = [
      ['hapx:corosyncAuthkey: decodes to 5 bytes; corosync needs 128 to 4096 (corosync-keygen makes 256)']),
     ('ssh-key-not-private', [('sshPrivateKey', GivenSecret('ssh-ed25519 AAAA'))],
      ['hapx:sshPrivateKey: is not an unencrypted OpenSSH private key (it does not parse)']),
+    # Every address setting follows the rules its spec names (Setting.not_at), one checker for all.
+    ('dns-host-at-vip', [('network.dnsHosts', [{'name': 'kube-mast01', 'address': '192.168.4.20'}])],
+     ['hapx:network.dnsHosts[0].address: 192.168.4.20 is the VIP: a master given by this name would make HAProxy proxy to itself']),
+    ('dns-host-at-node', [('network.dnsHosts', [{'name': 'kube-mast01', 'address': '192.168.4.21'}])],
+     ['hapx:network.dnsHosts[0].address: 192.168.4.21 is the address of node hapx-node01: a master given by this name would make HAProxy proxy to itself']),
+    ('dns-host-node-name-elsewhere', [('network.dnsHosts', [{'name': 'hapx-node02', 'address': '192.168.4.99'}])],
+     ["hapx:network.dnsHosts[0].name: 'hapx-node02' is the name of node hapx-node02, whose address is 192.168.4.22, not 192.168.4.99"]),
+    ('dns-host-node-fqdn-elsewhere', [('network.dnsHosts', [{'name': 'hapx-node02.kube.local', 'address': '10.0.0.7'}])],
+     ["hapx:network.dnsHosts[0].name: 'hapx-node02.kube.local' is the name of node hapx-node02, whose address is 192.168.4.22, not 10.0.0.7"]),
+    ('dns-host-loopback', [('network.dnsHosts', [{'name': 'kube-mast01', 'address': '127.0.0.1'}])],
+     ['hapx:network.dnsHosts[0].address: 127.0.0.1 is the node itself: a master given by this name would make HAProxy proxy to itself']),
+    ('dns-host-broadcast', [('network.dnsHosts', [{'name': 'kube-mast01', 'address': '192.168.4.255'}])],
+     ['hapx:network.dnsHosts[0].address: 192.168.4.255 is the network or broadcast address of 192.168.4.0/24']),
+    ('dns-host-multicast', [('network.dnsHosts', [{'name': 'kube-mast01', 'address': '239.1.1.1'}])],
+     ['hapx:network.dnsHosts[0].address: 239.1.1.1 is not a host address (multicast, broadcast or reserved)']),
+    ('dns-server-at-vip', [('network.dnsServers', ['192.168.4.20'])],
+     ['hapx:network.dnsServers[0]: 192.168.4.20 is the VIP: nothing answers DNS there']),
+    ('dns-server-at-node', [('network.dnsServers', ['192.168.4.1', '192.168.4.22'])],
+     ['hapx:network.dnsServers[1]: 192.168.4.22 is the address of node hapx-node02: nothing answers DNS there']),
+    ('dns-server-network-address', [('network.dnsServers', ['192.168.4.0'])],
+     ['hapx:network.dnsServers[0]: 192.168.4.0 is the network or broadcast address of 192.168.4.0/24']),
+    ('master-network-address', [('masters[0].address', '192.168.4.0')],
+     ['hapx:masters[0].address: 192.168.4.0 is the network or broadcast address of 192.168.4.0/24']),
+    ('master-node-name', [('masters[0].address', 'hapx-node01')],
+     ["hapx:masters[0].address: 'hapx-node01' is the name of node hapx-node01: HAProxy would proxy to itself"]),
+    ('master-node-fqdn', [('masters[0].address', 'HAPX-NODE02.kube.local')],
+     ["hapx:masters[0].address: 'HAPX-NODE02.kube.local' is the name of node hapx-node02: HAProxy would proxy to itself"]),
 
 ]
 
@@ -408,3 +437,43 @@ def test_dns_settings_default_and_read(dev_config):
     s = settings_from_dict(cfg)
     assert [(h.name, str(h.address)) for h in s.network.dns_hosts] == [("kube-mast01", "192.168.4.101")]
     assert s.haproxy.dns_resolve_interval_s == 3
+
+
+def test_address_problems_are_reported_at_once(dev_config):
+    cfg = patched(dev_config, [('network.dnsServers', ['192.168.4.20', '192.168.4.21']),
+                               ('network.dnsHosts', [{'name': 'kube-mast01', 'address': '192.168.4.20'},
+                                                     {'name': 'hapx-node01', 'address': '192.168.4.30'}]),
+                               ('masters[1].address', '192.168.4.22')])
+    assert [p.split(": ")[0] for p in problems(cfg)] == [
+        "hapx:network.dnsServers[0]", "hapx:network.dnsServers[1]", "hapx:network.dnsHosts[0].address",
+        "hapx:network.dnsHosts[1].name", "hapx:masters[1].address"]
+
+
+def test_a_node_s_own_dns_entry_is_accepted(dev_config):
+    cfg = patched(dev_config, [('network.dnsHosts', [{'name': 'hapx-node01', 'address': '192.168.4.21'},
+                                                     {'name': 'hapx-node02.kube.local', 'address': '192.168.4.22'},
+                                                     {'name': 'kube-mast01', 'address': '192.168.4.101'},
+                                                     {'name': 'router', 'address': '192.168.4.1'}]),
+                               ('network.dnsServers', ['192.168.4.1', '10.0.0.53'])])
+    s = settings_from_dict(cfg)
+    assert [str(h.address) for h in s.network.dns_hosts] == ["192.168.4.21", "192.168.4.22", "192.168.4.101",
+                                                             "192.168.4.1"]
+
+
+def test_every_address_setting_names_its_rules():
+    from hapx import spec
+
+    addresses = [s.key for s in spec.SPEC if s.kind == spec.IPV4] + ["masters[].address", "network.dnsServers"]
+    assert [k for k in addresses if not spec.setting(k).not_at] == []
+    # Where a client connects (HAProxy to a master, a node to its resolver, a name to its host),
+    # the address must be another host's: the same rules for each.
+    assert spec.setting("network.dnsHosts[].address").not_at == spec.setting("masters[].address").not_at \
+        == spec.setting("network.dnsServers").not_at
+
+
+@pytest.mark.parametrize("stack", ["dev", "lab", "containers"])
+def test_the_repo_stacks_load(stack):
+    from tests.conftest import PROJECT
+    from hapx.settings import load_stack_file
+
+    settings_from_dict(load_stack_file(str(PROJECT / f"Pulumi.{stack}.yaml")))
