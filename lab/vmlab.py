@@ -212,6 +212,17 @@ def pulumi(state: dict, *args: str, timeout: float = 600, check: bool = True, ec
     return res
 
 
+def preflight(state: dict) -> None:
+    """The host check `make up` runs before Pulumi (hapx.preflight), here on the lab's libvirtd:
+    the lab stands in for an operator's host, so it must pass the same check."""
+    argv = [str(PROJECT / ".venv" / "bin" / "python"), "-m", "hapx.preflight", "--stack", STACK,
+            "--config", str(stack_file())]
+    res = run(in_libvirtd(state, argv, cwd=PROJECT), timeout=120, check=False)
+    if res.returncode != 0:
+        raise LabError((res.stdout + res.stderr).strip())
+    log(res.stdout.strip())
+
+
 def outputs(state: dict) -> dict:
     """The stack's outputs, secrets shown (they are the lab's own)."""
     return json.loads(pulumi(state, "stack", "output", "--json", "--show-secrets", timeout=120,
@@ -287,6 +298,7 @@ def up(keep_on_failure: bool = False) -> dict:
         pulumi(state, "stack", "init", timeout=120)
         # The image the lab built, where an operator would name Debian's cloud image.
         pulumi(state, "config", "set", "hapx:baseImage", str(IMAGE.resolve()), timeout=60)
+        preflight(state)
         t0 = time.monotonic()
         pulumi(state, "up", "--yes", "--skip-preview", timeout=UP_TIMEOUT_S, echo=True)
         timings["pulumi up"] = round(time.monotonic() - t0, 1)

@@ -52,6 +52,7 @@ TOOLS = {
     "xmllint": "libxml2-utils",
     "ip": "iproute2",
     "unshare": "util-linux",
+    "virsh": "libvirt-clients",
     "mount": "mount",
     "timeout": "coreutils",
     "sysctl": "procps",
