@@ -37,9 +37,10 @@ def _key(key: str) -> str:
 def virsh(uri: str, *args: str) -> tuple[bool, str]:
     """Run `virsh -c uri ARGS`, bounded: (whether it succeeded, its output or its error's last line)."""
     # A session of its own: on a timeout the whole group goes, an ssh that virsh started too
-    # (it would otherwise hold the pipes open).
+    # (it would otherwise hold the pipes open). The C locale: pool-info's labels are translated.
     proc = subprocess.Popen(["virsh", "-q", "-c", uri, *args], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            env=dict(os.environ, LC_ALL="C"))
     try:
         out, err = proc.communicate(timeout=VIRSH_TIMEOUT_S)
     except subprocess.TimeoutExpired:

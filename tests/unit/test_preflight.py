@@ -70,7 +70,7 @@ def host(tmp_path, monkeypatch):
         def problems(self, cfg: dict) -> tuple[list[str], list[str]]:
             if self.has_virsh:
                 cases = "".join(f"  {cmd}) {script};;\n" for cmd, script in self.answers.items())
-                executable(bin_dir / "virsh", f'#!/bin/sh\nPATH=/usr/bin:/bin\necho "$*" >> {self.calls}\n'
+                executable(bin_dir / "virsh", f'#!/bin/sh\nPATH=/usr/bin:/bin\necho "$LC_ALL $*" >> {self.calls}\n'
                                               f'for a; do case "$a" in\n{cases}esac; done\nexit 3\n')
             return preflight.host_problems(settings_from_dict(cfg), dnsmasq=str(self.dnsmasq))
 
@@ -86,8 +86,8 @@ def config(dev_config, **top) -> dict:
 def test_a_ready_host_has_no_problems(host, dev_config):
     assert host.problems(dev_config) == ([], [])
     assert host.calls.read_text().splitlines() == [
-        "-q -c qemu:///system version", "-q -c qemu:///system pool-info default",
-        "-q -c qemu:///system domcapabilities --virttype kvm"]
+        "C -q -c qemu:///system version", "C -q -c qemu:///system pool-info default",
+        "C -q -c qemu:///system domcapabilities --virttype kvm"]
 
 
 def test_a_uri_that_does_not_answer_is_one_message(host, dev_config):
@@ -97,7 +97,7 @@ def test_a_uri_that_does_not_answer_is_one_message(host, dev_config):
         "'/var/run/libvirt/libvirt-sock': No such file or directory; is libvirtd running "
         "(systemctl start libvirtd) and may this user use it (the libvirt group)?"], [])
     # Nothing more is asked of a libvirtd that does not answer.
-    assert host.calls.read_text().splitlines() == ["-q -c qemu:///system version"]
+    assert host.calls.read_text().splitlines() == ["C -q -c qemu:///system version"]
 
 
 def test_a_uri_that_hangs_is_bounded(host, dev_config, monkeypatch):
