@@ -19,6 +19,9 @@ from hapx.settings import Node, Settings
 # pulumi-command gives up after dial_error_limit failed dials; its default (10) is about
 # 7.5 s. 60 is about four minutes of backoff: enough for a VM that is still booting.
 DIAL_ERROR_LIMIT = 60
+# A drain dials a peer in a running cluster, not a booting VM: an unreachable peer (which could
+# not take the VIP anyway) fails the `up` after a quarter of the dials a booting VM is given.
+DRAIN_DIAL_ERROR_LIMIT = 15
 
 
 @dataclass
@@ -180,7 +183,7 @@ class HaproxyCluster(pulumi.ComponentResource):
             if not progress:
                 raise RuntimeError(f"bootstrap plan cannot be built: {[st.id for st in pending_steps]}")
         for drain in bootstrap.drains(s):
-            steps[drain.id] = self._drain(name, s, drain, nodes[drain.node], secrets)
+            steps[drain.id] = self._drain(name, s, drain, nodes[drain.target], secrets)
         return nodes, steps
 
     def _node(self, s: Settings, node: Node, secrets: dict, network_id: Optional[pulumi.Input[str]],
@@ -200,30 +203,32 @@ class HaproxyCluster(pulumi.ComponentResource):
             opts=on_libvirt,
         )
 
-    def _connection(self, s: Settings, step: bootstrap.Step, secrets: dict) -> command.remote.ConnectionArgs:
+    def _connection(self, s: Settings, step: bootstrap.Step, secrets: dict,
+                    dial_error_limit: int = DIAL_ERROR_LIMIT) -> command.remote.ConnectionArgs:
         """SSH to the step's node with the stack's key, pinned to the node's host key."""
         return command.remote.ConnectionArgs(
             host=str(s.node(step.node).ip),
             user=s.ssh_user,
             private_key=secrets["ssh_private_key"],
             host_key=secrets["host_keys"][step.node].apply(lambda k: k.key),
-            dial_error_limit=DIAL_ERROR_LIMIT,
+            dial_error_limit=dial_error_limit,
         )
 
-    def _drain(self, name: str, s: Settings, step: bootstrap.Step, node: HaproxyNode,
+    def _drain(self, name: str, s: Settings, step: bootstrap.Step, target: HaproxyNode,
                secrets: dict) -> command.remote.Command:
-        """A Command that only acts on delete: when its node's VM is about to be replaced (its
-        triggers follow the domain, and Pulumi deletes it before the domain, which is deleted
-        before it is replaced), it moves the VIP away. `pulumi destroy` skips it (deleted with
-        the provider), so a destroy never waits on a node."""
+        """A Command that only acts on delete: when the target node's VM is about to be replaced
+        (its triggers follow that domain, and Pulumi deletes it before the domain, which is
+        deleted before it is replaced), it moves the VIP away, from a peer (step.node), so a dead
+        VM can be replaced too. `pulumi destroy` skips it (deleted with the provider), so a
+        destroy never waits on a node."""
         return command.remote.Command(
             f"{name}-{step.id}",
-            connection=self._connection(s, step, secrets),
+            connection=self._connection(s, step, secrets, DRAIN_DIAL_ERROR_LIMIT),
             delete=step.command,
-            triggers=[node.domain.id],
+            triggers=[target.domain.id],
             add_previous_output_in_env=False,
             logging=command.remote.Logging.STDOUT_AND_STDERR,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[node.domain], deleted_with=self.provider),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[target.domain], deleted_with=self.provider),
         )
 
     def _command(self, name: str, s: Settings, step: bootstrap.Step, node: HaproxyNode, secrets: dict,

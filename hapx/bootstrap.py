@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from hapx import rendering
+from hapx.crm import DRAIN_SCORE
 from hapx.rendering import SecretValues
 from hapx.settings import Node, Settings
 
@@ -35,6 +36,7 @@ class Step:
     script: str
     after: tuple[str, ...] = ()
     stdin: Optional[str] = None  # which secret-bearing input the step reads on stdin
+    target: Optional[str] = None  # the node the step acts on, where that is not the node it runs on
 
     @property
     def command(self) -> str:
@@ -52,6 +54,12 @@ def peer_wait_s(settings: Settings) -> int:
     A live peer is in the membership within a token and a consensus timeout of corosync's
     start; twice that and a margin, since every node built later depends on this answer."""
     return 5 + -(-2 * (settings.corosync.token_ms + settings.corosync.consensus_ms) // 1000)
+
+
+def membership_settle_s(settings: Settings) -> int:
+    """How long after a reload a member that cannot follow it has surely left the membership:
+    a token and a consensus timeout, rounded up, and a second."""
+    return 1 + -(-(settings.corosync.token_ms + settings.corosync.consensus_ms) // 1000)
 
 
 def plan(settings: Settings) -> list[Step]:
@@ -95,19 +103,35 @@ def plan(settings: Settings) -> list[Step]:
         _script("wait-members", node=first, settings=settings, timeout_s=WAIT_MEMBERS_S),
         after=tuple(f"join-{n.name}" for n in settings.nodes)))
     steps.append(Step(
+        "rekey", "rekey", first.name,
+        _script("rekey", node=first, settle_s=membership_settle_s(settings)),
+        after=("wait-members",), stdin=STDIN_AUTHKEY))
+    steps.append(Step(
         "configure", "configure", first.name,
         _script("configure", node=first, settings=settings, ids=rendering.CRM,
-                operator_prefix=rendering.CRM_OPERATOR_PREFIX, owned=rendering.owned_crm_ids(settings),
+                owned=rendering.CRM.owned, rendered=rendering.owned_crm_ids(settings),
                 cluster_crm=rendering.cluster_crm(settings), timeout_s=WAIT_RESOURCES_S),
-        after=("wait-members",)))
+        after=("rekey",)))
     return steps
 
 
 def drains(settings: Settings) -> list[Step]:
-    """One drain per node: run when its VM is about to be rebuilt, it moves the VIP away first."""
-    return [Step(f"drain-{n.name}", "drain", n.name,
-                 _script("drain", node=n, ids=rendering.CRM, timeout_s=WAIT_DRAIN_S, hold_s=DRAIN_HOLD_S))
-            for n in settings.nodes]
+    """One drain per node, run when its VM is about to be rebuilt: it moves the VIP away first.
+
+    Each runs on the next node in the list (the first for the last), never on the node that
+    goes: a VM that is already dead can still be replaced, and the node that takes the VIP is
+    the one that judges whether it can."""
+    names = [n.name for n in settings.nodes]
+    steps = []
+    for i, n in enumerate(settings.nodes):
+        peer = settings.node(names[(i + 1) % len(names)])
+        steps.append(Step(
+            f"drain-{n.name}", "drain", peer.name,
+            _script("drain", node=peer, target=n, ids=rendering.CRM, rule=rendering.CRM.drain_rule(n.name),
+                    score=DRAIN_SCORE, timeout_s=WAIT_DRAIN_S, hold_s=DRAIN_HOLD_S,
+                    allow_outage=settings.pacemaker.drain_without_peer == "outage"),
+            target=n.name))
+    return steps
 
 
 def build_after(settings: Settings, node: Node) -> tuple[str, ...]:

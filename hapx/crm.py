@@ -17,13 +17,25 @@ class CrmIds:
     vip_location: str = "vip-off-the-dc"
     cluster_options: str = "cib-bootstrap-options"
     rsc_options: str = "rsc-options"
+    # A drain's location rule for node N is DRAIN_PREFIX + N: not rendered, never retired; the
+    # node's next join lifts it.
+    drain_prefix: str = "hapx-drain-"
+
+    def drain_rule(self, node: str) -> str:
+        """The id of the location rule a drain puts on `node`."""
+        return self.drain_prefix + node
 
     @property
     def owned(self) -> tuple[str, ...]:
-        """Every top-level resource and constraint hapx may render (rendering.owned_crm_ids: those it does)."""
+        """Every top-level resource and constraint hapx owns: those it may render (rendering.owned_crm_ids:
+        those it does) and, when an id is renamed, the old one. The configure step retires owned
+        objects it no longer renders and never touches any other."""
         return (self.vip, self.haproxy_clone, self.colocation, self.order, self.vip_location)
 
 
 CRM = CrmIds()
-# crm_resource's own constraints (`crm resource move/ban`): an operator's, never retired.
-CRM_OPERATOR_PREFIX = "cli-"
+# A drain's score for the VIP on every node but the one drained. A preference for the others,
+# not a ban of that node: Pacemaker places a resource only where its score is not negative, so
+# a ban (any negative score) would leave the VIP nowhere should the others fail mid-drain, while
+# a preference still lets the drained node run it when no other can.
+DRAIN_SCORE = "INFINITY"

@@ -135,10 +135,13 @@ def render_all(settings: Settings, secrets: SecretValues, ssh_private_key: str, 
             "script": f"{base}.sh", "stdin": f"{base}.stdin" if stdin is not None else None,
             "after": list(step.after),
         })
+    drains = []
     for drain in bootstrap.drains(settings):
         # Not a bootstrap step: Pulumi runs it before the node's VM is rebuilt (see components/).
         _write(out / f"steps/{drain.id}.sh", "#!/usr/bin/env bash\n" + drain.script, 0o755)
         _write(out / f"steps/{drain.id}.command", drain.command + "\n")
+        drains.append({"id": drain.id, "kind": drain.kind, "node": drain.node, "target": drain.target,
+                       "command": drain.command, "script": f"steps/{drain.id}.sh"})
     plan = {
         "sshUser": settings.ssh_user,
         "vip": str(settings.vip),
@@ -154,6 +157,7 @@ def render_all(settings: Settings, secrets: SecretValues, ssh_private_key: str, 
         "haproxy": {"frontendPort": settings.haproxy.frontend_port, "statsPort": settings.haproxy.stats_port,
                     "statsUser": settings.haproxy.stats_user, "dnsResolveIntervalSeconds": settings.haproxy.dns_resolve_interval_s},
         "steps": steps,
+        "drains": drains,
     }
     _write(out / "plan.json", json.dumps(plan, indent=2) + "\n")
     return plan

@@ -13,7 +13,7 @@ from typing import Mapping
 
 import jinja2
 
-from hapx.crm import CRM, CRM_OPERATOR_PREFIX  # noqa: F401 (part of this module's interface)
+from hapx.crm import CRM  # noqa: F401 (part of this module's interface)
 from hapx.settings import Node, Settings
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"

@@ -206,6 +206,7 @@ class Pacemaker:
     haproxy_monitor_s: int
     stickiness: int
     vip_placement: str
+    drain_without_peer: str
 
 
 @dataclass(frozen=True)

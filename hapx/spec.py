@@ -229,6 +229,12 @@ SPEC: tuple[Setting, ...] = (
             "is not the DC, so losing the VIP's node needs no DC election, and a node that comes "
             "back takes the VIP over, make-before-break (see Failover figures)",
             attr="vip_placement", choices=("sticky", "off-dc")),
+    Setting("pacemaker.drainWithoutPeer", CHOICE, "refuse",
+            "what the drain before a VM is rebuilt or redefined does when no other node can take "
+            "the VIP (none online with HAProxy running, or the VIP does not move in time): `refuse` "
+            "fails `pulumi up` with the node named and the VM untouched; `outage` rebuilds it anyway "
+            "and the VIP is down until a node serves it again (see Day 2)",
+            attr="drain_without_peer", choices=("refuse", "outage")),
     Setting("statsPassword", SECRET, None,
             "stats page password, given with `--secret`: 12 to 128 letters, digits or `-._~!%*+,/;=?@^`",
             pattern=r"[A-Za-z0-9._~!%*+,/;=?@^-]{12,128}",

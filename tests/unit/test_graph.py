@@ -44,7 +44,7 @@ def test_resource_counts(dev_graph, three_graph):
         assert len(graph.of_type(CLOUDINIT)) == n
         assert len(graph.of_type(VOLUME)) == n + 1  # one base, one disk per node
         assert len(graph.of_type(NETWORK)) == 1
-        assert len(graph.of_type(COMMAND)) == 4 * n + 2 + n  # the bootstrap steps and a drain per node
+        assert len(graph.of_type(COMMAND)) == 4 * n + 3 + n  # the bootstrap steps and a drain per node
 
 
 def test_every_disk_is_cloned_from_the_one_base_volume(three_graph):
@@ -170,11 +170,13 @@ def test_commands_connect_safely(dev_graph):
         assert conn["hostKey"] == pinned[conn["host"]]  # the key the node was given
         assert conn["user"] == "debian"
         assert conn["hostKey"].startswith("ssh-ed25519 ") and len(conn["hostKey"].split()) == 2
-        assert conn["dialErrorLimit"] >= 60
         assert "connection" in dev_graph.secret_inputs[name]  # it carries the private key
         assert cmd.inputs["addPreviousOutputInEnv"] is False
         if "-drain-" in name:
-            continue  # see test_drains_act_only_when_their_node_is_replaced
+            # A peer of a running cluster, not a booting VM (test_drains_act_only_when_their_node_is_replaced).
+            assert 5 <= conn["dialErrorLimit"] < 60
+            continue
+        assert conn["dialErrorLimit"] >= 60
         opts = dev_graph.opts[name]
         assert opts.deleted_with is not None and opts.deleted_with._name.endswith("-domain")
         triggers = cmd.inputs["triggers"]
@@ -183,22 +185,30 @@ def test_commands_connect_safely(dev_graph):
 
 def test_drains_act_only_when_their_node_is_replaced(dev_graph):
     """A drain per node: nothing on create, the drain script on delete; its trigger is the
-    domain (replaced with it, and deleted before it); deleted with the provider, so `pulumi
-    destroy` never runs it."""
+    domain of the node it drains (replaced with it, and deleted before it), but it connects to
+    a peer, so a dead VM can be replaced; deleted with the provider, so `pulumi destroy` never
+    runs it."""
     from hapx import bootstrap
     from hapx.settings import load_stack_file, settings_from_dict
     from tests.conftest import PROJECT
 
     settings = settings_from_dict(load_stack_file(str(PROJECT / "Pulumi.dev.yaml")))
-    for drain in bootstrap.drains(settings):
+    drains = bootstrap.drains(settings)
+    assert {d.target for d in drains} == {n.name for n in settings.nodes}
+    for drain in drains:
         name = f"hapx-{drain.id}"
         cmd = dev_graph.resources[name]
+        assert drain.node != drain.target
         assert "create" not in cmd.inputs and "update" not in cmd.inputs
         assert cmd.inputs["delete"] == drain.command
-        assert cmd.inputs["triggers"] == [f"{drain.node}-domain-id"]
-        assert dev_graph.depends_on[name] == {f"{drain.node}-domain"}
+        assert cmd.inputs["connection"]["host"] == str(settings.node(drain.node).ip)
+        assert cmd.inputs["triggers"] == [f"{drain.target}-domain-id"]
+        assert dev_graph.depends_on[name] == {f"{drain.target}-domain"}
         assert dev_graph.opts[name].deleted_with._name == "hapx-libvirt"
-        assert "crm_resource --ban --resource vip --node " + drain.node in drain.script
+        # A preference for every other node, never a ban of this one (a ban can strand the VIP).
+        assert f'rsc_location id=\\"$rule\\" rsc=\\"vip\\"' in drain.script
+        assert 'score=\\"INFINITY\\"' in drain.script and 'operation=\\"ne\\"' in drain.script
+        assert "--ban" not in drain.script
 
 
 def test_secrets_travel_on_stdin_and_stay_secret(dev_graph):

@@ -207,7 +207,7 @@ def test_sticky_placement_is_the_default_and_renders_no_dc_rule(dev_config):
     assert "#is_dc" not in crm and rendering.CRM.vip_location not in crm
     assert rendering.CRM.vip_location not in rendering.owned_crm_ids(settings)
     configure = next(s.script for s in bootstrap.plan(settings) if s.kind == "configure")
-    assert f"{rendering.CRM_OPERATOR_PREFIX} {' '.join(rendering.owned_crm_ids(settings))})" in configure
+    assert f"'{' '.join(rendering.CRM.owned)}' '{' '.join(rendering.owned_crm_ids(settings))}')" in configure
 
 
 def test_templates_fail_loudly_on_a_missing_variable(dev):
@@ -222,7 +222,7 @@ def test_no_command_line_carries_a_secret(dev, secrets):
         assert secrets.corosync_authkey not in step.command
         assert secrets.stats_password not in step.command
         stdin = bootstrap.stdin_for(step, dev, secrets)
-        if step.kind == "join":
+        if step.kind in ("join", "rekey"):
             assert stdin.strip() == secrets.corosync_authkey
         elif step.kind == "install-haproxy":
             assert f"stats auth admin:{secrets.stats_password}" in stdin
@@ -250,8 +250,8 @@ def test_plan_order_respects_every_dependency(three_node_config):
         assert set(step.after) <= seen, f"{step.id} runs before {set(step.after) - seen}"
         seen.add(step.id)
     ids = [st.id for st in steps]
-    assert ids[-1] == "configure"
-    assert len(ids) == 4 * len(s.nodes) + 2  # wait-ready, join, install-agent, install-haproxy; 2 shared
+    assert ids[-3:] == ["wait-members", "rekey", "configure"]
+    assert len(ids) == 4 * len(s.nodes) + 3  # wait-ready, join, install-agent, install-haproxy; 3 shared
     names = [n.name for n in s.nodes]
     for i, n in enumerate(names):
         join = next(st for st in steps if st.id == f"join-{n}")
