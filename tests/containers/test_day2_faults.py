@@ -17,6 +17,8 @@ a client polling the VIP every 50 ms sees, and that the cluster is whole afterwa
                                       corosync is completed by the next run
     operator's objects                a resource and a constraint hapx does not own survive
                                       the configure step
+    both down, one lost for good      the survivor boots without quorum (wait_for_all); the
+                                      README's command lets it serve alone
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ from labclient import PROJECT, Lab, labctl, render_with_secrets, wait_until
 from tests.containers.test_faults import (CLIENT_TIMEOUT_S, FAILOVER_BOUND_S, REJOIN_BOUND_S, client, healthy)
 
 STEP_TIMEOUT_S = 600
+# The README's way out when both nodes went down and one will not come back (Day 2).
+UNBLOCK = "sudo corosync-cmapctl -s quorum.cancel_wait_for_all u8 1"
 DIAL_S = 120  # how long a step dials a node that does not answer SSH yet
 DRAIN_RULE = "hapx-drain-"  # the id prefix of a drain's location rule (hapx.crm)
 
@@ -380,4 +384,37 @@ def test_configure_keeps_objects_hapx_does_not_own(lab, tmp_path):
         assert 'id="ops-canary-placement"' in xml, "the configure step deleted an operator's constraint"
     finally:
         lab.exec(holder, "sudo crm configure delete --force ops-canary-placement ops-canary", timeout=60, check=False)
+    healthy(lab)
+
+
+def test_both_down_and_one_lost_for_good_the_survivor_serves_after_the_readmes_unblock(lab, figure):
+    """Both nodes lose power and one never comes back: the other boots alone and, with
+    wait_for_all, waits for its peer without quorum, so nothing serves. The README's command,
+    run on the survivor, tells votequorum to stop waiting: it becomes quorate and serves the VIP
+    alone. When the lost node does come back, it rejoins (no split brain: alone, it would wait)."""
+    assert UNBLOCK in (PROJECT / "README.md").read_text(), "the README no longer gives this way out"
+    survivor = healthy(lab)
+    lost = lab.other(survivor)
+    poller = client(lab, max_seconds=1800)
+    try:
+        poller.wait_for("ready", timeout=60)
+        lab.kill(lost)
+        lab.kill(survivor)
+        lab.start(survivor)
+        wait_until(f"{survivor} up without quorum", lambda: not lab.crm_status(survivor)["quorum"],
+                   timeout=REJOIN_BOUND_S, interval=1)
+        time.sleep(10)
+        blocked = lab.https().returncode != 0 and not lab.holds_vip(survivor)
+        t0 = time.monotonic()
+        lab.exec(survivor, UNBLOCK)
+        wait_until(f"the VIP served from {survivor} alone", lambda: lab.https().returncode == 0,
+                   timeout=REJOIN_BOUND_S, interval=0.5)
+        served_s = time.monotonic() - t0
+    finally:
+        summary = poller.stop()
+        lab.start(lost)
+    figure(f"{lab.backend}: both nodes down, {lost} lost: {survivor} served the VIP alone {served_s:.1f} s "
+           f"after the README's unblock")
+    assert blocked, f"{survivor} served alone without quorum"
+    assert lab.holds_vip(survivor)
     healthy(lab)

@@ -50,13 +50,13 @@ def planned_changes(lab: Lab) -> dict[str, set[str]]:
     return changes
 
 
-def up_under_load(lab: Lab) -> tuple[float, dict]:
-    """`pulumi up` while a client polls the VIP; the seconds it took and the poller's summary."""
+def up_under_load(lab: Lab, *flags: str) -> tuple[float, dict]:
+    """`pulumi up FLAGS` while a client polls the VIP; the seconds it took and the poller's summary."""
     poller = Poller(lab, connect_timeout=CLIENT_TIMEOUT_S, timeout=CLIENT_TIMEOUT_S, max_seconds=UP_TIMEOUT_S)
     try:
         poller.wait_for("ready", timeout=60)
         t0 = time.monotonic()
-        pulumi(lab, "up", "--yes", "--skip-preview", timeout=UP_TIMEOUT_S)
+        pulumi(lab, "up", "--yes", "--skip-preview", *flags, timeout=UP_TIMEOUT_S)
         took = time.monotonic() - t0
     finally:
         summary = poller.stop()
@@ -228,6 +228,63 @@ def test_hard_failover_and_rejoin(lab, figure):
     # No fail-back (vipPlacement sticky): the VIP stays where it went, and not one request fails.
     assert lab.vip_node(ask=victim) == survivor and lab.vip_holders() == [survivor], f"the VIP failed back to {victim}"
     assert summary["failed"] == 0 and not summary["outages"], f"requests failed while {victim} rejoined: {summary}"
+
+
+def domain_urn(lab: Lab, node: str) -> str:
+    """The URN of a node's libvirt domain in the lab stack's state."""
+    export = json.loads(pulumi(lab, "stack", "export", timeout=120).stdout)
+    return next(r["urn"] for r in export["deployment"]["resources"] if r["urn"].endswith(f"::{node}-domain"))
+
+
+def test_a_powered_off_vm_is_replaced_by_a_plain_up_replace(lab, figure):
+    """The VM an operator replaces is usually dead. Its drain runs on the surviving peer (which
+    holds the VIP: nothing to move), so `pulumi up --replace` of the powered-off VM's domain just
+    works: the VM is defined again on its disk, boots and rejoins, and a client polling the VIP
+    throughout sees not one failed request."""
+    lab = Lab("vm")
+    holder = settled_everywhere(lab)
+    dead = lab.other(holder)
+    urn = domain_urn(lab, dead)
+    boot = node_identity(lab, dead)["boot"]
+    lab.kill(dead)
+    wait_until(f"{holder} sees {dead} gone", lambda: lab.crm_status(holder)["online"].get(dead) is False,
+               timeout=FAILOVER_BOUND_S, interval=2)
+    took, summary = up_under_load(lab, "--replace", urn)
+    figure(f"VM lab: powered-off {dead} replaced by `pulumi up --replace` in {took:.0f} s: "
+           f"{summary['probes']} requests, {summary['failed']} failed")
+    assert summary["failed"] == 0 and not summary["outages"], json.dumps(summary)
+    assert settled_everywhere(lab) == holder
+    assert node_identity(lab, dead)["boot"] != boot
+    pulumi(lab, "preview", "--expect-no-changes", timeout=300)
+
+
+def test_redefining_both_vms_on_their_disks_keeps_the_vip_served(lab, figure):
+    """A change that redefines every VM but keeps its disk (vm.memoryMiB: a new domain, the same
+    disk; vm.vcpus does the same, at more cost to an emulated host): the nodes go one after the
+    other, each drained first; each join lifts its drain rule, so the second node's drain can
+    move the VIP to the first. A client polling throughout sees at most requests broken in
+    flight as the VIP moved, never a refused one."""
+    lab = Lab("vm")
+    settled_everywhere(lab)
+    before = {n: node_identity(lab, n) for n in lab.nodes}
+    memory = load_stack_file(str(PROJECT / "Pulumi.lab.yaml")).get("vm", {}).get("memoryMiB", 1024)
+    pulumi(lab, "config", "set", "--path", "hapx:vm.memoryMiB", str(memory - 64))
+    changed = planned_changes(lab)
+    for node in lab.nodes:
+        assert any(op in changed.get(f"{node}-domain", set()) for op in ("replace", "create-replacement")), changed
+        assert f"{node}-disk" not in changed, changed
+    took, summary = up_under_load(lab)
+    refused = [o for o in summary["outages"] if o["refused"]]
+    figure(f"VM lab: both VMs redefined on their disks (vm.memoryMiB) by `pulumi up` in {took:.0f} s: "
+           f"{summary['probes']} requests, {summary['refused']} refused, {summary['broken']} broken in flight")
+    assert not refused and not summary["still_down"], json.dumps(summary)
+    after = {n: node_identity(lab, n) for n in lab.nodes}
+    for node in lab.nodes:
+        assert after[node]["instance"] == before[node]["instance"] and after[node]["boot"] != before[node]["boot"]
+    holder = settled_everywhere(lab)
+    rules = lab.exec(holder, "sudo cibadmin --query --scope constraints").stdout
+    assert "hapx-drain-" not in rules and "cli-ban-" not in rules, rules
+    pulumi(lab, "preview", "--expect-no-changes", timeout=300)
 
 
 def test_default_timers_rode_out_the_loaded_host(lab, soak_on_a_loaded_host, figure):
