@@ -5,7 +5,7 @@ bounded and leaving the cluster healthy (every node online, HAProxy on every nod
                       the agent's monitor left to remove it: gone within a bound, 0 failed requests
     stale migrating   a migrate_to whose migration never finished, long ago: a later stop that
                       is not a migration lets the address go at once (no drain, no reset)
-    stray VIP         the VIP added by hand on the node that should not hold it: Pacemaker's
+    stray VIP         the VIP added by hand on the node that should not hold it: the VIP's
                       monitor of the Stopped role finds it and removes it there within a bound,
                       the VIP's own node keeps serving: 0 failed requests
     announcements     after a start by Pacemaker, every gratuitous ARP the agent promises
@@ -27,7 +27,8 @@ from tests.containers.test_faults import (DRAINED_LOG, HANDOFF_BOUND_S, MOVE_BOU
 
 AGENT_PATH = "/usr/lib/ocf/resource.d/hapx/ipaddr"
 RUN_DIR = "/run/resource-agents"  # the agent's HA_RSCTMP under Pacemaker
-STRAY_BOUND_S = 60  # a VIP added by hand on the wrong node is gone within this (its Stopped-role monitor + recovery)
+STRAY_BOUND_S = 60  # a VIP added by hand on the wrong node is gone within this (its Stopped-role monitor: 11 s)
+STRAY_LOG = "ocf:hapx:ipaddr: removed .* where the VIP is stopped"
 CAPTURE_S = 8       # how long the ARP capture listens after a planned move starts
 
 
@@ -126,16 +127,19 @@ def test_a_stale_migrating_flag_makes_no_later_stop_drain(lab, figure):
            f"(longest outage {max([o['outage_s'] for o in summary['outages']] or [0]):.2f} s)")
     assert drained == 0, f"{holder}'s stop drained after a stale migrate_to"
     # A move that is no migration (stop, then start) may break the requests in flight: a blip, no outage.
-    assert not summary["still_down"] and all(o["outage_s"] <= 1.0 for o in summary["outages"]), summary
+    assert not summary["still_down"] and all(o["outage_s"] <= 2.0 for o in summary["outages"]), summary
     assert healthy(lab) == other
 
 
 def test_a_vip_added_by_hand_on_the_other_node_is_removed(lab, figure):
     """The VIP's address added by hand on the node that does not run the VIP (or left there):
-    Pacemaker's monitor of the Stopped role finds it and removes it there within STRAY_BOUND_S,
-    the VIP stays where it runs, and a client polling every 50 ms sees not one failed request."""
+    the VIP's monitor of the Stopped role finds it and removes it there within STRAY_BOUND_S,
+    the VIP stays where it runs, and a client polling every 50 ms sees not one failed request.
+    (Left to Pacemaker as a failed monitor, the VIP was stopped on both nodes and started on
+    either: an outage on the node that served it.)"""
     holder = healthy(lab)
     other = lab.other(holder)
+    strays = agent_log_count(lab, other, STRAY_LOG)
     prefix, nic = vip_param(lab, holder, "cidr_netmask"), vip_param(lab, holder, "nic")
     poller = client(lab)
     try:
@@ -152,9 +156,10 @@ def test_a_vip_added_by_hand_on_the_other_node_is_removed(lab, figure):
         summary = poller.stop()
         lab.exec(other, f"sudo ip -4 addr del {lab.vip}/{prefix} dev {nic}", check=False)
         lab.exec(holder, f"sudo crm_resource --cleanup --resource {CRM.vip}", timeout=60)
-    figure(f"{lab.backend}: VIP added by hand on {other}: removed by Pacemaker {removed_s:.1f} s later, "
+    figure(f"{lab.backend}: VIP added by hand on {other}: removed by its Stopped-role monitor {removed_s:.1f} s later, "
            f"the VIP stayed on {holder}; {summary['probes']} requests, {summary['failed']} failed")
     assert summary["failed"] == 0 and not summary["outages"], summary
+    assert agent_log_count(lab, other, STRAY_LOG) > strays, f"{other}'s agent did not say it removed the stray"
     assert healthy(lab) == holder
 
 
