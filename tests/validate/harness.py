@@ -51,6 +51,7 @@ TOOLS = {
     "ocf-tester": "resource-agents",
     "xmllint": "libxml2-utils",
     "ip": "iproute2",
+    "nft": "nftables",
     "unshare": "util-linux",
     "mount": "mount",
     "timeout": "coreutils",
