@@ -51,6 +51,7 @@ TOOLS = {
     "ocf-tester": "resource-agents",
     "xmllint": "libxml2-utils",
     "ip": "iproute2",
+    "nft": "nftables",
     "unshare": "util-linux",
     "virsh": "libvirt-clients",
     "mount": "mount",
@@ -963,9 +964,9 @@ class Simulation:
 
     def ops(self, resource: str, node: Optional[str] = None) -> list[tuple[str, str]]:
         """(operation, node) of every action of `resource` or one of its clone instances,
-        on `node` if given, probes and recurring monitors left out."""
+        on `node` if given, probes and recurring monitors (and their cancelling) left out."""
         return [(op, where) for rsc, op, where in self.actions
-                if instance_of(rsc) == resource and op != "monitor" and node in (None, where)]
+                if instance_of(rsc) == resource and op not in ("monitor", "cancel") and node in (None, where)]
 
     def started(self, resource: str) -> list[str]:
         """The nodes `resource` (or one of its clone instances) starts on, sorted."""

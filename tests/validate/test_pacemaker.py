@@ -173,7 +173,9 @@ def test_loaded_cib_carries_the_settings(stack, loaded_cib):
     assert (vip.get("class"), vip.get("provider"), vip.get("type")) == ("ocf", "hapx", "ipaddr")
     assert nvpairs(vip.find("instance_attributes")) == {
         "ip": str(s.vip), "cidr_netmask": str(s.prefix_len), "nic": s.interface,
-        "arp_count": "5", "arp_interval_ms": "200", "drain_ms": str(s.pacemaker.vip_drain_ms)}
+        "arp_count": "5", "arp_interval_ms": "200", "drain_ms": str(s.pacemaker.vip_drain_ms),
+        "ports": f"{s.haproxy.frontend_port},{s.haproxy.stats_port}"}
+    assert nvpairs(vip.find("meta_attributes")) == {"allow-migrate": "true", "multiple-active": "stop_unexpected"}
     assert (haproxy.get("class"), haproxy.get("type")) == ("systemd", "haproxy")
 
     (clone,) = resources.iter("clone")
@@ -182,11 +184,12 @@ def test_loaded_cib_carries_the_settings(stack, loaded_cib):
     assert len(clone_meta) == 1 and nvpairs(clone_meta[0]) == {"interleave": "true"}, \
         "the clone must be interleaved and keep Pacemaker's defaults otherwise (one instance per node)"
 
-    def monitor(p):
-        (op,) = [o for o in p.iter("op") if o.get("name") == "monitor"]
+    def monitor(p, role=None):
+        (op,) = [o for o in p.iter("op") if o.get("name") == "monitor" and o.get("role") == role]
         return op.get("interval")
 
     assert monitor(vip) == f"{s.pacemaker.vip_monitor_s}s"
+    assert monitor(vip, "Stopped") == f"{s.pacemaker.vip_monitor_s + 1}s"
     assert monitor(haproxy) == f"{s.pacemaker.haproxy_monitor_s}s"
     props = nvpairs(root.find("configuration/crm_config"))
     assert props["stonith-enabled"] == "false"
@@ -347,7 +350,7 @@ def test_standby_moves_only_the_vip_make_before_break(stack, cluster_up, work):
 
 def test_without_allow_migrate_a_move_is_break_before_make(dev_stack, work, crm_env):
     """The check above sees the difference: without allow-migrate the move is a stop, then a start."""
-    cib = load_fresh(dev_stack, work, crm_env, edited_crm(dev_stack, work, lambda t: t.replace("    meta allow-migrate=true \\\n", "")))
+    cib = load_fresh(dev_stack, work, crm_env, edited_crm(dev_stack, work, lambda t: t.replace("meta allow-migrate=true ", "meta ")))
     up = simulate_up(dev_stack, cib, work)
     holder = harness.placed_with(up.placement, VIP, CLONE)
     sim = harness.simulate(harness.set_standby(up.cib_out, work / "standby-in.xml", holder), work / "standby.xml")
@@ -371,6 +374,19 @@ def test_haproxy_failing_takes_the_vip_away(stack, cluster_up, loaded_cib, work)
     assert sim.ops(HAPROXY) == [("stop", holder)], sim.actions
     # The VIP migrates (allow-migrate): on the new node before it leaves the old one.
     assert sim.ops(VIP) == [("migrate_to", holder), ("migrate_from", where), ("stop", holder)], sim.actions
+
+
+def test_a_stray_vip_found_by_a_probe_is_stopped_where_it_does_not_belong(stack, cluster_up, work):
+    """A probe finds the VIP's address on a node that does not run it (added by hand, left
+    behind; the agent's Stopped-role monitor removes it itself, a probe after a cleanup may come
+    first): Pacemaker stops it there and leaves the VIP's own node alone
+    (multiple-active=stop_unexpected), so its clients see nothing."""
+    up, holder = cluster_up
+    other = next(n for n in node_names(stack) if n != holder)
+    sim = harness.simulate(up.cib_out, work / "stray.xml", inject=[f"{VIP}_monitor_0@{other}=0"])
+    assert harness.placed_with(sim.placement, VIP, CLONE) == holder
+    assert sim.ops(VIP) == [("stop", other)], sim.actions
+    harness.check_untouched(sim, HAPROXY, holder)
 
 
 def test_haproxy_failing_elsewhere_leaves_the_vip_alone(stack, cluster_up, work):
