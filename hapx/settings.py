@@ -205,6 +205,7 @@ class Pacemaker:
     haproxy_monitor_s: int
     stickiness: int
     vip_placement: str
+    backend_health_hold_s: int
 
 
 @dataclass(frozen=True)
