@@ -8,6 +8,8 @@ every node, no failure recorded) for the next.
                      the peer, make-before-break; from then on no request fails
     flapping         one master goes DOWN and UP again and again in the VIP's node's HAProxy
                      (each DOWN shorter than the hysteresis): the VIP does not move
+    lost by all      one master stops for every node: both counts drop together (attrd's
+                     dampening), the VIP does not move
     HAProxy twice    HAProxy killed on the VIP's node, then on the other node once the VIP has
                      moved: some node serves the VIP again within a bound each time (with
                      migration-threshold=1 the second left it nowhere until a failure expired)
@@ -165,6 +167,35 @@ def test_one_master_flapping_moves_nothing(lab, figure):
     try:
         assert not moved, f"one master flapping on {holder} moved the VIP: {moved}"
         assert masters_up(lab, other) == len(lab.masters)
+    finally:
+        all_masters_up_everywhere(lab)
+        healthy(lab)
+
+
+def test_a_master_lost_by_every_node_moves_nothing(lab, figure):
+    """One stand-in master stops for the whole lab: every node's HAProxy marks it DOWN, a
+    second or two apart. attrd's dampening publishes the lower counts of both nodes together,
+    so at no moment does one node outscore the other: the VIP stays."""
+    holder = healthy(lab)
+    name = lab.masters[0]["name"]
+    all_masters_up_everywhere(lab)
+    try:
+        lab.master_power(name, False)
+        for node in lab.nodes:
+            wait_until(f"{name} DOWN in {node}'s HAProxy", lambda: haproxy_view(lab, node).get(name) == "DOWN",
+                       timeout=DOWN_BOUND_S, interval=0.5)
+        t_end = time.monotonic() + SETTLE_S
+        moved = []
+        while time.monotonic() < t_end:
+            if lab.vip_holders() != [holder]:
+                moved.append(lab.vip_holders())
+            time.sleep(0.5)
+    finally:
+        lab.master_power(name, True)
+    figure(f"{lab.backend}: {name} stopped for every node: the VIP "
+           f"{'moved ' + str(moved) if moved else 'stayed on ' + holder}")
+    try:
+        assert not moved, f"a master lost by every node moved the VIP: {moved}"
     finally:
         all_masters_up_everywhere(lab)
         healthy(lab)
