@@ -226,10 +226,6 @@ def vip_off_dc_score(settings: Settings) -> str | None:
     return "INFINITY" if score >= PCMK_INFINITY else str(score)
 
 
-# How long a failed HAProxy stays stopped on its node (migration-threshold=1) before Pacemaker
-# starts it again: short, so that a second failure on another node leaves the VIP nowhere for
-# seconds, not minutes (see templates/cluster.crm.j2).
-HAPROXY_FAILURE_TIMEOUT_S = 5
 # How often ocf:hapx:haproxy-health asks HAProxy (Pacemaker counts whole seconds; below 2 s is unwise).
 HEALTH_MONITOR_S = 2
 
@@ -241,6 +237,7 @@ class BackendHealth:
     multiplier: int
     dampen_s: int
     monitor_s: int
+    failcount_attribute: str
 
 
 def backend_health(settings: Settings) -> BackendHealth:
@@ -251,7 +248,8 @@ def backend_health(settings: Settings) -> BackendHealth:
     bonus = 0 if off_dc is None else PCMK_INFINITY if off_dc == "INFINITY" else int(off_dc)
     multiplier = min(settings.pacemaker.stickiness + bonus + 100, PCMK_INFINITY)
     dampen_s = HEALTH_MONITOR_S + -(-settings.haproxy.check_interval_ms // 1000) + 2
-    return BackendHealth(multiplier, dampen_s, HEALTH_MONITOR_S)
+    failcount = f"fail-count-{CRM.haproxy}#monitor_{settings.pacemaker.haproxy_monitor_s * 1000}"
+    return BackendHealth(multiplier, dampen_s, HEALTH_MONITOR_S, failcount)
 
 
 def owned_crm_ids(settings: Settings) -> tuple[str, ...]:
@@ -266,8 +264,7 @@ def cluster_crm(settings: Settings) -> str:
                            agent=f"{OCF_AGENT_PROVIDER}:{OCF_AGENT_NAME}",
                            transition_delay_ms=TRANSITION_DELAY_MS, off_dc_score=vip_off_dc_score(settings),
                            health_agent=f"{OCF_AGENT_PROVIDER}:{OCF_HEALTH_AGENT_NAME}",
-                           health=backend_health(settings), backend=BACKEND, admin_socket=ADMIN_SOCKET,
-                           haproxy_failure_timeout_s=HAPROXY_FAILURE_TIMEOUT_S)
+                           health=backend_health(settings), backend=BACKEND, admin_socket=ADMIN_SOCKET)
 
 
 def etc_hosts_block(settings: Settings) -> str:

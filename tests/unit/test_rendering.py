@@ -170,7 +170,7 @@ def test_crm_ids_come_from_one_place(dev):
                               crm, re.M))
     assert declared == {ids.vip, ids.haproxy, ids.haproxy_clone, ids.colocation, ids.order,
                         ids.cluster_options, ids.rsc_options, ids.backend_health, ids.backend_health_clone,
-                        ids.vip_backends}
+                        ids.vip_backends, ids.vip_haproxy_failed}
     assert f"rule {ids.masters_up_attribute}: defined {ids.masters_up_attribute}" in crm
     scripts = {s.kind: s.script for s in bootstrap.plan(dev)}
     assert f"--resource {ids.vip} " in scripts["configure"]
@@ -261,6 +261,7 @@ def test_backend_health_multiplier_beats_stickiness_and_the_off_dc_bonus(dev_con
     health = rendering.backend_health(s)
     assert health.multiplier == multiplier
     assert health.dampen_s == health.monitor_s + 2 + 2  # checkIntervalMs 2000
+    assert health.failcount_attribute == "fail-count-haproxy#monitor_5000"
     assert f"multiplier={multiplier} hold_s=10 dampen_s={health.dampen_s}" in rendering.cluster_crm(s)
 
 

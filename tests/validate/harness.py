@@ -976,11 +976,10 @@ class Simulation:
 
 
 def simulate(cib_in: Path, cib_out: Path, *, up: Sequence[str] = (), fail: Sequence[str] = (),
-             inject: Sequence[str] = (), quorum: Optional[bool] = True, at: Optional[str] = None) -> Simulation:
+             inject: Sequence[str] = (), quorum: Optional[bool] = True) -> Simulation:
     """`crm_simulate -x IN -S -O OUT` with node events; the placement is read from its XML
     result and cross-checked with crm_mon on the saved CIB. `quorum` is passed as `-q`:
-    corosync's two_node (which keeps a survivor of two quorate) is invisible to crm_simulate.
-    `at` sets the scheduler's time (`--set-datetime`), for failures that expire."""
+    corosync's two_node (which keeps a survivor of two quorate) is invisible to crm_simulate."""
     graph_path = cib_out.with_suffix(".graph.xml")
     if quorum is not None:
         # crm_simulate 2.1.5 applies -q only together with a node event: also set it in the input.
@@ -997,8 +996,6 @@ def simulate(cib_in: Path, cib_out: Path, *, up: Sequence[str] = (), fail: Seque
         argv += ["--node-fail", node]
     for spec in inject:
         argv += ["--op-inject", spec]
-    if at is not None:
-        argv += ["--set-datetime", at]
     result = run(argv)
     try:
         doc = ET.fromstring(result.stdout)

@@ -25,7 +25,6 @@ transitions name them `haproxy`. The harness maps both to `haproxy` (harness.ins
 a placement maps `haproxy` and `haproxy-clone` to every node an instance runs on.
 """
 
-import datetime
 import os
 import re
 import shutil
@@ -73,6 +72,15 @@ def without_lines(prefix):
     return lambda text: "".join(line for line in text.splitlines(True) if not line.startswith(prefix))
 
 
+def without_location(constraint_id):
+    """An edit that drops the location constraint `constraint_id` (its line and its rule's)."""
+    def edit(text):
+        lines = text.splitlines(True)
+        i = next(n for n, line in enumerate(lines) if line.startswith(f"location {constraint_id} "))
+        return "".join(lines[:i] + lines[i + 2:])
+    return edit
+
+
 def with_node_attributes(cib, out, values):
     """A copy of `cib` with transient node attributes set as the health agent sets them
     (`crm_attribute -N NODE -n NAME -v VALUE -l reboot`, against the copy)."""
@@ -104,16 +112,6 @@ def migration_threshold(cib, resource: str = "haproxy"):
                         return int(nv.get("value"))
     defaults = {nv.get("name"): nv.get("value") for nv in root.find("configuration/rsc_defaults").iter("nvpair")}
     return int(defaults["migration-threshold"])
-
-
-def failure_timeout(cib, resource: str = "haproxy") -> int:
-    """The resource's own failure-timeout in seconds (`5s`)."""
-    for prim in harness.cib_root(cib).iter("primitive"):
-        if prim.get("id") == resource:
-            for nv in prim.iter("nvpair"):
-                if nv.get("name") == "failure-timeout":
-                    return int(nv.get("value").removesuffix("s"))
-    raise AssertionError(f"{resource} has no failure-timeout of its own")
 
 
 @dataclass(frozen=True)
@@ -387,59 +385,54 @@ def test_without_allow_migrate_a_move_is_break_before_make(dev_stack, work, crm_
 
 
 def test_haproxy_failing_takes_the_vip_away(stack, cluster_up, loaded_cib, work):
-    """HAProxy's monitor fails on the VIP's node. Its migration-threshold is 1: at the first
-    failure the VIP moves to another node, whose HAProxy keeps running, and HAProxy stays
-    stopped on the failing node (until the failure expires or is cleaned up)."""
-    assert migration_threshold(loaded_cib) == 1, "HAProxy's failure must hand the VIP over at once"
+    """HAProxy's monitor fails on the VIP's node. Pacemaker restarts that HAProxy in place
+    (migration-threshold is rsc_defaults' 3, not 1: the node is not banned), and the VIP goes to
+    another node, whose HAProxy keeps running: the failed node loses its no-failure bonus."""
+    assert migration_threshold(loaded_cib) > 1, "a failed HAProxy must be restarted in place, not banned"
     up, holder = cluster_up
     others = [n for n in node_names(stack) if n != holder]
     sim = harness.simulate(up.cib_out, work / "failure.xml", inject=[monitor_failure(stack, holder)])
     where = harness.placed_with(sim.placement, VIP, CLONE)
     assert where != holder, f"still on {holder} after HAProxy failed there"
-    harness.running_on(sim.placement, CLONE, others)
+    harness.running_on(sim.placement, CLONE, node_names(stack))
     for node in others:
         harness.check_untouched(sim, HAPROXY, node)
-    assert sim.ops(HAPROXY) == [("stop", holder)], sim.actions
-    # The VIP migrates (allow-migrate): on the new node before it leaves the old one.
-    assert sim.ops(VIP) == [("migrate_to", holder), ("migrate_from", where), ("stop", holder)], sim.actions
+    assert sim.ops(HAPROXY) == [("stop", holder), ("start", holder)], sim.actions
+    # The VIP leaves before its HAProxy stops (the order); its HAProxy serves nothing anyway.
+    assert sim.ops(VIP) == [("stop", holder), ("start", where)], sim.actions
 
 
-def test_a_failed_haproxy_comes_back_after_its_failure_timeout(stack, cluster_up, loaded_cib, work):
-    """HAProxy fails on the VIP's node (the VIP moves), then at once on the node the VIP went to:
-    every HAProxy that could serve it is stopped, so the VIP runs nowhere for now. Once the first
-    failure is older than HAProxy's failure-timeout (seconds, not the two minutes of
-    rsc_defaults) the scheduler clears it, HAProxy starts again on that node and the VIP with it.
-    crm_simulate's injected failures carry the real time; the last run is set after the timeout."""
-    timeout_s = failure_timeout(loaded_cib)
-    assert timeout_s == rendering.HAPROXY_FAILURE_TIMEOUT_S and timeout_s <= 10, \
-        "a failed HAProxy must come back within seconds"
+def test_haproxy_failing_on_every_node_leaves_the_vip_running(stack, cluster_up, work):
+    """HAProxy fails on the VIP's node, then on the node the VIP went to, then on every other
+    node, each failure remembered (failure-timeout): each HAProxy is restarted in place, and the
+    VIP runs on a node whose HAProxy runs after every failure. With migration-threshold=1 the
+    last failure banned the last HAProxy and left the VIP nowhere until a failure expired."""
     up, holder = cluster_up
-    first = harness.simulate(up.cib_out, work / "first.xml", inject=[monitor_failure(stack, holder)])
-    where = harness.placed_with(first.placement, VIP, CLONE)
-    survivors = [n for n in node_names(stack) if n not in (holder, where)]
-    second = harness.simulate(first.cib_out, work / "second.xml", inject=[monitor_failure(stack, where)])
-    if survivors:
-        # More than two nodes: a third HAProxy runs, and the VIP goes there.
-        assert harness.placed_with(second.placement, VIP, CLONE) in survivors
-    else:
-        assert second.placement[VIP] == () and second.placement[CLONE] == (), second.actions
-    later = datetime.datetime.now() + datetime.timedelta(seconds=timeout_s + 2)
-    back = harness.simulate(second.cib_out, work / "back.xml", at=later.strftime("%Y-%m-%d %H:%M:%S"))
-    harness.running_on(back.placement, CLONE, node_names(stack))
-    assert ("start", holder) in back.ops(HAPROXY) and ("start", where) in back.ops(HAPROXY), back.actions
-    harness.placed_with(back.placement, VIP, CLONE)
+    sim, victim = up, holder
+    failed = []
+    for step in range(len(node_names(stack))):
+        sim = harness.simulate(sim.cib_out, work / f"failure-{step}.xml", inject=[monitor_failure(stack, victim)])
+        failed.append(victim)
+        harness.running_on(sim.placement, CLONE, node_names(stack))
+        where = harness.placed_with(sim.placement, VIP, CLONE)
+        assert sim.ops(HAPROXY) == [("stop", victim), ("start", victim)], sim.actions
+        # Next: the VIP's node if its HAProxy has not failed yet, else any node that has not.
+        victim = where if where not in failed else next((n for n in node_names(stack) if n not in failed), None)
+        if victim is None:
+            break
+    assert sorted(failed) == sorted(node_names(stack))
 
 
 def test_haproxy_failing_elsewhere_leaves_the_vip_alone(stack, cluster_up, work):
-    """HAProxy's monitor fails on a node without the VIP: that instance is stopped there
-    (migration-threshold=1; it comes back when the failure expires) and the VIP is not touched."""
+    """HAProxy's monitor fails on a node without the VIP: that instance is restarted in place
+    and the VIP is not touched."""
     up, holder = cluster_up
     other = next(n for n in node_names(stack) if n != holder)
     sim = harness.simulate(up.cib_out, work / "elsewhere.xml", inject=[monitor_failure(stack, other)])
     assert harness.placed_with(sim.placement, VIP, CLONE) == holder
-    harness.running_on(sim.placement, CLONE, [n for n in node_names(stack) if n != other])
+    harness.running_on(sim.placement, CLONE, node_names(stack))
     assert sim.ops(VIP) == [], sim.actions
-    assert sim.ops(HAPROXY) == [("stop", other)], sim.actions
+    assert sim.ops(HAPROXY) == [("stop", other), ("start", other)], sim.actions
 
 
 def test_the_vip_follows_the_node_that_sees_more_masters(stack, cluster_up, work):
@@ -638,9 +631,12 @@ def test_crm_verify_rejects_fencing_without_devices(dev_loaded, work):
 
 
 def test_colocation_check_catches_a_vip_without_haproxy(dev_stack, work, crm_env):
-    """Without the colocation, Pacemaker leaves the VIP on a node whose HAProxy has failed for
-    good (migration-threshold reached): the check sees the VIP where HAProxy does not run."""
-    cib = load_fresh(dev_stack, work, crm_env, edited_crm(dev_stack, work, without_lines("colocation ")))
+    """Without the colocation (and the no-failure bonus, which moves the VIP on its own), Pacemaker
+    leaves the VIP on a node whose HAProxy has failed for good (migration-threshold reached): the
+    check sees the VIP where HAProxy does not run."""
+    def edit(text):
+        return without_location(rendering.CRM.vip_haproxy_failed)(without_lines("colocation ")(text))
+    cib = load_fresh(dev_stack, work, crm_env, edited_crm(dev_stack, work, edit))
     up = simulate_up(dev_stack, cib, work)
     holder = harness.placed_with(up.placement, VIP, CLONE)  # all up: HAProxy runs everywhere
     sim = up
@@ -703,7 +699,7 @@ def test_switching_to_sticky_retires_the_off_dc_rule(dev_stack, work, crm_env):
     cib = load_fresh(dev_stack, work, crm_env, crm_file, name="off-dc-cib.xml")
     up = simulate_up(dev_stack, cib, work)
     live = harness.restore_agents(cib, up.cib_out, work / "live.xml")
-    health_rules = [rendering.CRM.vip_backends]
+    health_rules = [rendering.CRM.vip_backends, rendering.CRM.vip_haproxy_failed]
     locations = [c.get("id") for c in harness.cib_root(live).iter("rsc_location")]
     assert sorted(locations) == sorted([rendering.CRM.vip_location] + health_rules)
     result = harness.run_step_offline(step_file(dev_stack, "configure"), live, crm_env)
