@@ -65,7 +65,7 @@ def membership_settle_s(settings: Settings) -> int:
 def plan(settings: Settings) -> list[Step]:
     """Every bootstrap step for the stack, in an order that respects each step's `after`.
 
-    Each node gets its files (the VIP's agent, haproxy.cfg) before it joins, so a node that
+    Each node gets its files (hapx's agents, haproxy.cfg) before it joins, so a node that
     joins a running cluster can run whatever Pacemaker gives it at once; the nodes join one
     after another, so a change that restarts corosync never takes two down together."""
     first = settings.nodes[0]
@@ -78,8 +78,9 @@ def plan(settings: Settings) -> list[Step]:
     ]
     steps += [
         Step(f"install-agent-{n.name}", "install-agent", n.name,
-             _script("install-agent", node=n, agent=rendering.ocf_agent(),
-                     provider=rendering.OCF_AGENT_PROVIDER, agent_name=rendering.OCF_AGENT_NAME),
+             _script("install-agent", node=n, provider=rendering.OCF_AGENT_PROVIDER,
+                     agents=[(name, rendering.ocf_agent(name))
+                             for name in (rendering.OCF_AGENT_NAME, rendering.OCF_HEALTH_AGENT_NAME)]),
              after=(f"wait-ready-{n.name}",))
         for n in settings.nodes
     ]

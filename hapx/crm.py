@@ -15,6 +15,14 @@ class CrmIds:
     colocation: str = "vip-with-haproxy"
     order: str = "haproxy-before-vip"
     vip_location: str = "vip-off-the-dc"
+    # Backend health: HAProxy's count of masters UP on each node (ocf:hapx:haproxy-health, a clone)
+    # as a node attribute, the VIP's rule scored with it, and the VIP's penalty on a node whose
+    # HAProxy has failed recently.
+    backend_health: str = "backend-health"
+    backend_health_clone: str = "backend-health-clone"
+    masters_up_attribute: str = "hapx-masters-up"
+    vip_backends: str = "vip-follows-backends"
+    vip_haproxy_failed: str = "vip-on-unfailed-haproxy"
     cluster_options: str = "cib-bootstrap-options"
     rsc_options: str = "rsc-options"
     # A drain's location rule for node N is DRAIN_PREFIX + N: not rendered, never retired; the
@@ -30,7 +38,8 @@ class CrmIds:
         """Every top-level resource and constraint hapx owns: those it may render (rendering.owned_crm_ids:
         those it does) and, when an id is renamed, the old one. The configure step retires owned
         objects it no longer renders and never touches any other."""
-        return (self.vip, self.haproxy_clone, self.colocation, self.order, self.vip_location)
+        return (self.vip, self.haproxy_clone, self.colocation, self.order, self.vip_location,
+                self.backend_health_clone, self.vip_backends, self.vip_haproxy_failed)
 
 
 CRM = CrmIds()

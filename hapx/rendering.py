@@ -21,6 +21,8 @@ AGENTS = TEMPLATES.parent / "agents"
 # Where the VIP's resource agent (ocf:hapx:ipaddr) is installed on the nodes.
 OCF_AGENT_PROVIDER = "hapx"
 OCF_AGENT_NAME = "ipaddr"
+# HAProxy's view of the masters as a node attribute (ocf:hapx:haproxy-health, same provider).
+OCF_HEALTH_AGENT_NAME = "haproxy-health"
 # nftables: the VIP agent's connection hand-off in a planned move (agents/ipaddr).
 PACKAGES = ("corosync", "pacemaker", "crmsh", "resource-agents", "haproxy", "curl", "nftables")
 DEFAULT_KEYFILE = "/etc/corosync/authkey"
@@ -224,6 +226,32 @@ def vip_off_dc_score(settings: Settings) -> str | None:
     return "INFINITY" if score >= PCMK_INFINITY else str(score)
 
 
+# How often ocf:hapx:haproxy-health asks HAProxy (Pacemaker counts whole seconds; below 2 s is unwise).
+HEALTH_MONITOR_S = 2
+
+
+@dataclass(frozen=True)
+class BackendHealth:
+    """The VIP's backend-health rule, as cluster_crm renders it (templates/cluster.crm.j2)."""
+
+    multiplier: int
+    dampen_s: int
+    monitor_s: int
+    failcount_attribute: str
+
+
+def backend_health(settings: Settings) -> BackendHealth:
+    """The multiplier beats stickiness plus the off-DC bonus, so one master's difference moves the
+    VIP; attrd's dampening covers how far apart two nodes see one change (a check interval, a
+    monitor interval and a margin), so a master lost by all is published for all at once."""
+    off_dc = vip_off_dc_score(settings)
+    bonus = 0 if off_dc is None else PCMK_INFINITY if off_dc == "INFINITY" else int(off_dc)
+    multiplier = min(settings.pacemaker.stickiness + bonus + 100, PCMK_INFINITY)
+    dampen_s = HEALTH_MONITOR_S + -(-settings.haproxy.check_interval_ms // 1000) + 2
+    failcount = f"fail-count-{CRM.haproxy}#monitor_{settings.pacemaker.haproxy_monitor_s * 1000}"
+    return BackendHealth(multiplier, dampen_s, HEALTH_MONITOR_S, failcount)
+
+
 def owned_crm_ids(settings: Settings) -> tuple[str, ...]:
     """The resources and constraints cluster_crm renders for these settings: the configure step
     retires any other (so switching vipPlacement to sticky removes the off-DC rule)."""
@@ -234,7 +262,9 @@ def cluster_crm(settings: Settings) -> str:
     """The crm configuration: properties, VIP, HAProxy, colocation, order (and the off-DC rule)."""
     return render_template("cluster.crm.j2", settings=settings, ids=CRM,
                            agent=f"{OCF_AGENT_PROVIDER}:{OCF_AGENT_NAME}",
-                           transition_delay_ms=TRANSITION_DELAY_MS, off_dc_score=vip_off_dc_score(settings))
+                           transition_delay_ms=TRANSITION_DELAY_MS, off_dc_score=vip_off_dc_score(settings),
+                           health_agent=f"{OCF_AGENT_PROVIDER}:{OCF_HEALTH_AGENT_NAME}",
+                           health=backend_health(settings), backend=BACKEND, admin_socket=ADMIN_SOCKET)
 
 
 def etc_hosts_block(settings: Settings) -> str:
@@ -242,9 +272,9 @@ def etc_hosts_block(settings: Settings) -> str:
     return "".join(f"{n.ip} {n.name}.{settings.network.domain} {n.name}\n" for n in settings.nodes)
 
 
-def ocf_agent() -> str:
-    """The text of the VIP's resource agent, shipped as it is (agents/ipaddr)."""
-    return (AGENTS / OCF_AGENT_NAME).read_text()
+def ocf_agent(name: str = OCF_AGENT_NAME) -> str:
+    """The text of one of hapx's resource agents (agents/NAME, by default the VIP's), shipped as it is."""
+    return (AGENTS / name).read_text()
 
 
 def _is_ip(value: str) -> bool:

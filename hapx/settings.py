@@ -207,6 +207,7 @@ class Pacemaker:
     stickiness: int
     vip_placement: str
     drain_without_peer: str
+    backend_health_hold_s: int
 
 
 @dataclass(frozen=True)

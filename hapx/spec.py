@@ -235,6 +235,10 @@ SPEC: tuple[Setting, ...] = (
             "fails `pulumi up` with the node named and the VM untouched; `outage` rebuilds it anyway "
             "and the VIP is down until a node serves it again (see Day 2)",
             attr="drain_without_peer", choices=("refuse", "outage")),
+    Setting("pacemaker.backendHealthHoldSeconds", INTEGER, 10,
+            "hysteresis of the VIP's backend-health rule: how long a node's count of masters UP (in "
+            "its HAProxy) must hold before it counts, so a master flapping faster moves nothing; "
+            "0: at the next monitor (see Failover)", attr="backend_health_hold_s", lo=0, hi=3600),
     Setting("statsPassword", SECRET, None,
             "stats page password, given with `--secret`: 12 to 128 letters, digits or `-._~!%*+,/;=?@^`",
             pattern=r"[A-Za-z0-9._~!%*+,/;=?@^-]{12,128}",

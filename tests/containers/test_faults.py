@@ -147,10 +147,9 @@ def test_twenty_hard_failovers_and_rejoins_without_fail_back(lab, figure):
 
 def test_haproxy_killed_on_the_vip_node_hands_the_vip_over(lab, figure):
     """SIGKILL to every HAProxy process on the VIP's node: its unit fails (Pacemaker's drop-in
-    keeps systemd from restarting it); the next monitor sees it and, with migration-threshold=1,
-    Pacemaker moves the VIP to the other node's warm HAProxy. Cleaning the failure up starts
-    HAProxy again on the first node, and the VIP goes back to it: it runs off the DC (the
-    other node), make-before-break."""
+    keeps systemd from restarting it); the next monitor sees it, Pacemaker restarts that HAProxy
+    in place and moves the VIP to the other node's warm HAProxy (the failed node has lost its
+    no-failure bonus, vip-on-unfailed-haproxy). Cleaning the failure up moves nothing back."""
     holder = healthy(lab)
     other = lab.other(holder)
     monitor_s = monitor_interval_s(lab, holder, CRM.haproxy)

@@ -166,9 +166,12 @@ def test_crm_ids_come_from_one_place(dev):
     """Every id in cluster.crm is one of rendering.CRM's; the step scripts use the same ids."""
     crm = rendering.cluster_crm(dev)
     ids = rendering.CRM
-    declared = set(re.findall(r"^(?:primitive|clone|colocation|order|property|rsc_defaults) ([\w-]+):?", crm, re.M))
+    declared = set(re.findall(r"^(?:primitive|clone|colocation|order|location|property|rsc_defaults) ([\w-]+):?",
+                              crm, re.M))
     assert declared == {ids.vip, ids.haproxy, ids.haproxy_clone, ids.colocation, ids.order,
-                        ids.cluster_options, ids.rsc_options}
+                        ids.cluster_options, ids.rsc_options, ids.backend_health, ids.backend_health_clone,
+                        ids.vip_backends, ids.vip_haproxy_failed}
+    assert f"rule {ids.masters_up_attribute}: defined {ids.masters_up_attribute}" in crm
     scripts = {s.kind: s.script for s in bootstrap.plan(dev)}
     assert f"--resource {ids.vip} " in scripts["configure"]
     assert f"runs_here {ids.haproxy_clone}" in scripts["join"]
@@ -230,16 +233,36 @@ def test_no_command_line_carries_a_secret(dev, secrets):
             assert stdin is None
 
 
-def test_install_agent_step_carries_the_agent_verbatim(dev):
-    """The VIP's agent reaches each node byte for byte as agents/ipaddr, under ocf:hapx:ipaddr."""
-    agent = (rendering.AGENTS / "ipaddr").read_text()
+def test_install_agent_step_carries_the_agents_verbatim(dev):
+    """hapx's agents reach each node byte for byte as agents/ipaddr and agents/haproxy-health,
+    under ocf:hapx:ipaddr and ocf:hapx:haproxy-health."""
+    names = ("ipaddr", "haproxy-health")
     steps = [s for s in bootstrap.plan(dev) if s.kind == "install-agent"]
     assert sorted(s.node for s in steps) == sorted(n.name for n in dev.nodes)
     for step in steps:
-        body = step.script.split("<<'HAPX_OCF_AGENT'\n", 1)[1].split("HAPX_OCF_AGENT\n", 1)[0]
-        assert body == agent
-        assert "dir=/usr/lib/ocf/resource.d/hapx" in step.script and '"$dir/ipaddr"' in step.script
-    assert "primitive vip ocf:hapx:ipaddr" in rendering.cluster_crm(dev)
+        bodies = [part.split("HAPX_OCF_AGENT\n", 1)[0] for part in step.script.split("<<'HAPX_OCF_AGENT'\n")[1:]]
+        assert bodies == [(rendering.AGENTS / name).read_text() for name in names]
+        assert "dir=/usr/lib/ocf/resource.d/hapx" in step.script
+        assert all(f'"$dir/{name}"' in step.script for name in names)
+    crm = rendering.cluster_crm(dev)
+    assert "primitive vip ocf:hapx:ipaddr" in crm and "primitive backend-health ocf:hapx:haproxy-health" in crm
+
+
+@pytest.mark.parametrize("pacemaker, multiplier", [
+    ({}, 200),  # stickiness 100 + 100
+    ({"vipPlacement": "off-dc"}, 400),  # stickiness 100 + the off-DC bonus 200 + 100
+    ({"stickiness": 1000000}, 1000000),  # capped at Pacemaker's INFINITY
+])
+def test_backend_health_multiplier_beats_stickiness_and_the_off_dc_bonus(dev_config, pacemaker, multiplier):
+    """One master's difference outweighs stickiness plus the off-DC bonus; attrd's dampening
+    covers a check interval and a monitor interval between two nodes' readings."""
+    dev_config["pacemaker"] = pacemaker
+    s = settings_from_dict(dev_config)
+    health = rendering.backend_health(s)
+    assert health.multiplier == multiplier
+    assert health.dampen_s == health.monitor_s + 2 + 2  # checkIntervalMs 2000
+    assert health.failcount_attribute == "fail-count-haproxy#monitor_5000"
+    assert f"multiplier={multiplier} hold_s=10 dampen_s={health.dampen_s}" in rendering.cluster_crm(s)
 
 
 def test_plan_order_respects_every_dependency(three_node_config):

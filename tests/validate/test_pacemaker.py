@@ -25,6 +25,7 @@ transitions name them `haproxy`. The harness maps both to `haproxy` (harness.ins
 a placement maps `haproxy` and `haproxy-clone` to every node an instance runs on.
 """
 
+import os
 import re
 import shutil
 from dataclasses import dataclass
@@ -38,6 +39,8 @@ from tests.validate.harness import CheckFailed
 
 CRM_HEREDOC = "HAPX_CLUSTER_CRM"
 VIP, HAPROXY, CLONE = rendering.CRM.vip, rendering.CRM.haproxy, rendering.CRM.haproxy_clone
+HEALTH, HEALTH_CLONE = rendering.CRM.backend_health, rendering.CRM.backend_health_clone
+MASTERS_UP = rendering.CRM.masters_up_attribute
 
 
 def step_file(stack, kind):
@@ -67,6 +70,25 @@ def edited_crm(stack, work, edit):
 
 def without_lines(prefix):
     return lambda text: "".join(line for line in text.splitlines(True) if not line.startswith(prefix))
+
+
+def without_location(constraint_id):
+    """An edit that drops the location constraint `constraint_id` (its line and its rule's)."""
+    def edit(text):
+        lines = text.splitlines(True)
+        i = next(n for n, line in enumerate(lines) if line.startswith(f"location {constraint_id} "))
+        return "".join(lines[:i] + lines[i + 2:])
+    return edit
+
+
+def with_node_attributes(cib, out, values):
+    """A copy of `cib` with transient node attributes set as the health agent sets them
+    (`crm_attribute -N NODE -n NAME -v VALUE -l reboot`, against the copy)."""
+    shutil.copy(cib, out)
+    for (node, name), value in values.items():
+        harness.run_ok(["crm_attribute", "-N", node, "-n", name, "-v", str(value), "-l", "reboot"],
+                       env={**os.environ, "CIB_file": str(out)})
+    return out
 
 
 def simulate_up(stack, cib, work):
@@ -166,9 +188,10 @@ def test_loaded_cib_carries_the_settings(stack, loaded_cib):
         return {nv.get("name"): nv.get("value") for nv in el.iter("nvpair")}
 
     resources = root.find("configuration/resources")
-    assert sorted((el.tag, el.get("id")) for el in resources) == [("clone", CLONE), ("primitive", VIP)]
+    assert sorted((el.tag, el.get("id")) for el in resources) == sorted(
+        [("clone", CLONE), ("clone", HEALTH_CLONE), ("primitive", VIP)])
     prims = {p.get("id"): p for p in resources.iter("primitive")}
-    assert sorted(prims) == [HAPROXY, VIP]
+    assert sorted(prims) == sorted([HAPROXY, HEALTH, VIP])
     vip, haproxy = prims[VIP], prims[HAPROXY]
     assert (vip.get("class"), vip.get("provider"), vip.get("type")) == ("ocf", "hapx", "ipaddr")
     assert nvpairs(vip.find("instance_attributes")) == {
@@ -178,7 +201,7 @@ def test_loaded_cib_carries_the_settings(stack, loaded_cib):
     assert nvpairs(vip.find("meta_attributes")) == {"allow-migrate": "true", "multiple-active": "stop_unexpected"}
     assert (haproxy.get("class"), haproxy.get("type")) == ("systemd", "haproxy")
 
-    (clone,) = resources.iter("clone")
+    (clone,) = [c for c in resources.iter("clone") if c.get("id") == CLONE]
     assert [child.get("id") for child in clone if child.tag == "primitive"] == [HAPROXY]
     clone_meta = [m for m in clone if m.tag == "meta_attributes"]
     assert len(clone_meta) == 1 and nvpairs(clone_meta[0]) == {"interleave": "true"}, \
@@ -196,6 +219,12 @@ def test_loaded_cib_carries_the_settings(stack, loaded_cib):
     defaults = nvpairs(root.find("configuration/rsc_defaults"))
     assert defaults["resource-stickiness"] == str(s.pacemaker.stickiness)
     assert defaults["migration-threshold"] == "3"
+    health = rendering.backend_health(s)
+    assert (prims[HEALTH].get("provider"), prims[HEALTH].get("type")) == ("hapx", "haproxy-health")
+    assert nvpairs(prims[HEALTH].find("instance_attributes")) == {
+        "name": MASTERS_UP, "backend": rendering.BACKEND, "socket": rendering.ADMIN_SOCKET,
+        "multiplier": str(health.multiplier), "hold_s": str(s.pacemaker.backend_health_hold_s),
+        "dampen_s": str(health.dampen_s)}
     (coloc,) = root.iter("rsc_colocation")
     assert (coloc.get("rsc"), coloc.get("with-rsc"), coloc.get("score")) == (VIP, CLONE, "INFINITY")
     assert coloc.get("rsc-role") in (None, "Started") and coloc.get("with-rsc-role") in (None, "Started")
@@ -315,7 +344,7 @@ def test_transition_delay_and_the_placement_rule(stack, loaded_cib):
     assert props["transition-delay"] == "100ms"
     locations = [c for c in root.iter("rsc_location") if c.get("id") == rendering.CRM.vip_location]
     if not off_dc(stack):
-        assert not list(root.iter("rsc_location")), "a sticky VIP has no location rule"
+        assert not locations, "a sticky VIP has no off-DC rule"
         return
     (loc,) = locations
     assert loc.get("rsc") == VIP
@@ -359,21 +388,42 @@ def test_without_allow_migrate_a_move_is_break_before_make(dev_stack, work, crm_
 
 
 def test_haproxy_failing_takes_the_vip_away(stack, cluster_up, loaded_cib, work):
-    """HAProxy's monitor fails on the VIP's node. Its migration-threshold is 1: at the first
-    failure the VIP moves to another node, whose HAProxy keeps running, and HAProxy stays
-    stopped on the failing node (until the failure expires or is cleaned up)."""
-    assert migration_threshold(loaded_cib) == 1, "HAProxy's failure must hand the VIP over at once"
+    """HAProxy's monitor fails on the VIP's node. Pacemaker restarts that HAProxy in place
+    (migration-threshold is rsc_defaults' 3, not 1: the node is not banned), and the VIP goes to
+    another node, whose HAProxy keeps running: the failed node loses its no-failure bonus."""
+    assert migration_threshold(loaded_cib) > 1, "a failed HAProxy must be restarted in place, not banned"
     up, holder = cluster_up
     others = [n for n in node_names(stack) if n != holder]
     sim = harness.simulate(up.cib_out, work / "failure.xml", inject=[monitor_failure(stack, holder)])
     where = harness.placed_with(sim.placement, VIP, CLONE)
     assert where != holder, f"still on {holder} after HAProxy failed there"
-    harness.running_on(sim.placement, CLONE, others)
+    harness.running_on(sim.placement, CLONE, node_names(stack))
     for node in others:
         harness.check_untouched(sim, HAPROXY, node)
-    assert sim.ops(HAPROXY) == [("stop", holder)], sim.actions
-    # The VIP migrates (allow-migrate): on the new node before it leaves the old one.
-    assert sim.ops(VIP) == [("migrate_to", holder), ("migrate_from", where), ("stop", holder)], sim.actions
+    assert sim.ops(HAPROXY) == [("stop", holder), ("start", holder)], sim.actions
+    # The VIP leaves before its HAProxy stops (the order); its HAProxy serves nothing anyway.
+    assert sim.ops(VIP) == [("stop", holder), ("start", where)], sim.actions
+
+
+def test_haproxy_failing_on_every_node_leaves_the_vip_running(stack, cluster_up, work):
+    """HAProxy fails on the VIP's node, then on the node the VIP went to, then on every other
+    node, each failure remembered (failure-timeout): each HAProxy is restarted in place, and the
+    VIP runs on a node whose HAProxy runs after every failure. With migration-threshold=1 the
+    last failure banned the last HAProxy and left the VIP nowhere until a failure expired."""
+    up, holder = cluster_up
+    sim, victim = up, holder
+    failed = []
+    for step in range(len(node_names(stack))):
+        sim = harness.simulate(sim.cib_out, work / f"failure-{step}.xml", inject=[monitor_failure(stack, victim)])
+        failed.append(victim)
+        harness.running_on(sim.placement, CLONE, node_names(stack))
+        where = harness.placed_with(sim.placement, VIP, CLONE)
+        assert sim.ops(HAPROXY) == [("stop", victim), ("start", victim)], sim.actions
+        # Next: the VIP's node if its HAProxy has not failed yet, else any node that has not.
+        victim = where if where not in failed else next((n for n in node_names(stack) if n not in failed), None)
+        if victim is None:
+            break
+    assert sorted(failed) == sorted(node_names(stack))
 
 
 def test_a_stray_vip_found_by_a_probe_is_stopped_where_it_does_not_belong(stack, cluster_up, work):
@@ -390,22 +440,52 @@ def test_a_stray_vip_found_by_a_probe_is_stopped_where_it_does_not_belong(stack,
 
 
 def test_haproxy_failing_elsewhere_leaves_the_vip_alone(stack, cluster_up, work):
-    """HAProxy's monitor fails on a node without the VIP: that instance is stopped there
-    (migration-threshold=1; it comes back when the failure expires) and the VIP is not touched."""
+    """HAProxy's monitor fails on a node without the VIP: that instance is restarted in place
+    and the VIP is not touched."""
     up, holder = cluster_up
     other = next(n for n in node_names(stack) if n != holder)
     sim = harness.simulate(up.cib_out, work / "elsewhere.xml", inject=[monitor_failure(stack, other)])
     assert harness.placed_with(sim.placement, VIP, CLONE) == holder
-    harness.running_on(sim.placement, CLONE, [n for n in node_names(stack) if n != other])
+    harness.running_on(sim.placement, CLONE, node_names(stack))
     assert sim.ops(VIP) == [], sim.actions
-    assert sim.ops(HAPROXY) == [("stop", other)], sim.actions
+    assert sim.ops(HAPROXY) == [("stop", other), ("start", other)], sim.actions
+
+
+def test_the_vip_follows_the_node_that_sees_more_masters(stack, cluster_up, work):
+    """The health agents' attribute (masters UP x multiplier) on every node: equal counts move
+    nothing (stickiness); the VIP's node seeing one master fewer than another node gives the VIP
+    up, make-before-break (migrate_to, migrate_from, then the stop), with HAProxy untouched;
+    equal again, it stays where it went. Also when the VIP's node is the DC under off-dc."""
+    up, holder = cluster_up
+    nodes = node_names(stack)
+    m = rendering.backend_health(stack.settings).multiplier
+    masters = len(stack.settings.masters)
+    for dc in (None, holder):
+        tag = f"dc-{dc}" if dc else "no-dc"
+        base = harness.set_dc(up.cib_out, work / f"{tag}-in.xml", dc) if dc else up.cib_out
+        equal = harness.simulate(with_node_attributes(base, work / f"{tag}-eq.xml",
+                                                      {(n, MASTERS_UP): masters * m for n in nodes}),
+                                 work / f"{tag}-equal.xml")
+        start = harness.placed_with(equal.placement, VIP, CLONE)
+        if not (dc and off_dc(stack)):
+            assert start == holder and equal.ops(VIP) == [], equal.actions
+        fewer = {(n, MASTERS_UP): masters * m for n in nodes} | {(start, MASTERS_UP): (masters - 1) * m}
+        sim = harness.simulate(with_node_attributes(equal.cib_out, work / f"{tag}-few.xml", fewer),
+                               work / f"{tag}-fewer.xml")
+        target = harness.placed_with(sim.placement, VIP, CLONE)
+        assert target != start, f"{start} sees fewer masters and keeps the VIP ({tag}): {sim.actions}"
+        assert sim.ops(VIP) == [("migrate_to", start), ("migrate_from", target), ("stop", start)], sim.actions
+        assert sim.ops(HAPROXY) == [], sim.actions
+        back = harness.simulate(with_node_attributes(sim.cib_out, work / f"{tag}-back-in.xml",
+                                                     {(start, MASTERS_UP): masters * m}), work / f"{tag}-back.xml")
+        assert back.ops(VIP) == [] or (dc and off_dc(stack)), f"the VIP went back ({tag}): {back.actions}"
 
 
 def test_without_quorum_nothing_runs(stack, cluster_up, work):
     """A partition without quorum publishes no VIP and runs no HAProxy (no-quorum-policy=stop)."""
     up, holder = cluster_up
     sim = harness.simulate(up.cib_out, work / "noquorum.xml", quorum=False)
-    assert sim.placement == {VIP: (), HAPROXY: (), CLONE: ()}
+    assert sim.placement == {VIP: (), HAPROXY: (), CLONE: (), HEALTH: (), HEALTH_CLONE: ()}
 
 
 def test_configure_step_runs_against_the_cluster(stack, loaded_cib, cluster_up, work, crm_env):
@@ -567,9 +647,12 @@ def test_crm_verify_rejects_fencing_without_devices(dev_loaded, work):
 
 
 def test_colocation_check_catches_a_vip_without_haproxy(dev_stack, work, crm_env):
-    """Without the colocation, Pacemaker leaves the VIP on a node whose HAProxy has failed for
-    good (migration-threshold reached): the check sees the VIP where HAProxy does not run."""
-    cib = load_fresh(dev_stack, work, crm_env, edited_crm(dev_stack, work, without_lines("colocation ")))
+    """Without the colocation (and the no-failure bonus, which moves the VIP on its own), Pacemaker
+    leaves the VIP on a node whose HAProxy has failed for good (migration-threshold reached): the
+    check sees the VIP where HAProxy does not run."""
+    def edit(text):
+        return without_location(rendering.CRM.vip_haproxy_failed)(without_lines("colocation ")(text))
+    cib = load_fresh(dev_stack, work, crm_env, edited_crm(dev_stack, work, edit))
     up = simulate_up(dev_stack, cib, work)
     holder = harness.placed_with(up.placement, VIP, CLONE)  # all up: HAProxy runs everywhere
     sim = up
@@ -609,7 +692,7 @@ def test_warm_check_catches_the_old_cold_start(dev_stack, work, crm_env):
     cib = load_fresh(dev_stack, work, crm_env, edited_crm(dev_stack, work, lambda t: t.replace(
         "clone haproxy-clone haproxy \\\n    meta interleave=true\n", "").replace(
         "inf: vip haproxy-clone", "inf: vip haproxy").replace("Mandatory: haproxy-clone vip", "Mandatory: haproxy vip")))
-    assert not list(harness.cib_root(cib).iter("clone"))
+    assert [c.get("id") for c in harness.cib_root(cib).iter("clone")] == [HEALTH_CLONE]
     up = simulate_up(dev_stack, cib, work)
     holder = harness.placed_with(up.placement, VIP, HAPROXY)
     failed = harness.simulate(up.cib_out, work / "failed.xml", fail=[holder])
@@ -632,9 +715,11 @@ def test_switching_to_sticky_retires_the_off_dc_rule(dev_stack, work, crm_env):
     cib = load_fresh(dev_stack, work, crm_env, crm_file, name="off-dc-cib.xml")
     up = simulate_up(dev_stack, cib, work)
     live = harness.restore_agents(cib, up.cib_out, work / "live.xml")
-    assert [c.get("id") for c in harness.cib_root(live).iter("rsc_location")] == [rendering.CRM.vip_location]
+    health_rules = [rendering.CRM.vip_backends, rendering.CRM.vip_haproxy_failed]
+    locations = [c.get("id") for c in harness.cib_root(live).iter("rsc_location")]
+    assert sorted(locations) == sorted([rendering.CRM.vip_location] + health_rules)
     result = harness.run_step_offline(step_file(dev_stack, "configure"), live, crm_env)
     assert result.returncode == 0, result.describe()
     assert f"hapx: retired from the cluster configuration: {rendering.CRM.vip_location}" in result.output, \
         result.describe()
-    assert not list(harness.cib_root(live).iter("rsc_location"))
+    assert sorted(c.get("id") for c in harness.cib_root(live).iter("rsc_location")) == sorted(health_rules)
