@@ -60,7 +60,9 @@ BOOT_TIMEOUT_S = 120
 VIP_TIMEOUT_S = 120
 STOP_TIMEOUT_S = 15
 NSPAWN = "systemd-nspawn"
-OVERLAY_TAG = "ctlab:"  # overlays are named ctlab:NS-NODE (the mount's source), found by it in `down`
+# Overlays are named ctlab:NS:NODE (the mount's source), found by it in `down`; the colon ends
+# the namespace, so `down` of lab hapx-ct never takes lab hapx-ct-b's disks.
+OVERLAY_TAG = "ctlab:"
 
 # Runs as the process that becomes systemd-nspawn (same pid through every exec): into the node's
 # cgroups first, then a private mount namespace with /sys read-only, then the lab's netns.
@@ -379,7 +381,7 @@ def make_disk(node: str, lower: Path, render: Path) -> Path:
     root = d / "root"
     for sub in ("upper", "work", "root"):
         (d / sub).mkdir(parents=True, exist_ok=True)
-    run(["mount", "-t", "overlay", f"{OVERLAY_TAG}{NS}-{node}", "-o",
+    run(["mount", "-t", "overlay", f"{OVERLAY_TAG}{NS}:{node}", "-o",
          f"lowerdir={lower},upperdir={d / 'upper'},workdir={d / 'work'}", str(root)])
     seed = root / "var" / "lib" / "cloud" / "seed" / "nocloud"
     seed.mkdir(parents=True, exist_ok=True)
@@ -654,7 +656,7 @@ def down(quiet: bool = False) -> int:
         name = line.split(":")[1].strip().split("@")[0] if ":" in line else ""
         if name.startswith(PORT_PREFIX):
             run(["ip", "link", "delete", name], check=False)
-    unmounted = unmount_all(DIR, source_prefix=f"{OVERLAY_TAG}{NS}-")
+    unmounted = unmount_all(DIR, source_prefix=f"{OVERLAY_TAG}{NS}:")
     for node in state.get("nodes", {}):
         # nspawn's propagation directory, left by a SIGKILLed nspawn.
         shutil.rmtree(f"/run/systemd/nspawn/propagate/{NS}-{node}", ignore_errors=True)
