@@ -502,23 +502,28 @@ def test_configure_step_runs_against_the_cluster(stack, loaded_cib, cluster_up, 
 
 
 def test_configure_step_retires_what_it_no_longer_renders(dev_stack, dev_loaded, work, crm_env):
-    """Objects an earlier release rendered (here a primitive and a constraint it no longer has)
-    are deleted by the configure step; an operator's `crm resource move` constraint stays."""
+    """An object hapx owns but no longer renders (here the off-DC rule of an earlier
+    vipPlacement) is deleted by the configure step; an operator's own resource and constraint
+    and a `crm resource move` constraint stay."""
     up = simulate_up(dev_stack, dev_loaded.cib, work)
     holder = harness.placed_with(up.placement, VIP, CLONE)
     cib = harness.restore_agents(dev_loaded.cib, up.cib_out, work / "live.xml")
+    retired = rendering.CRM.vip_location
+    assert retired in rendering.CRM.owned and retired not in rendering.owned_crm_ids(dev_stack.settings)
     old = work / "old.crm"
-    old.write_text("primitive old-marker ocf:heartbeat:Dummy\n"
-                   f"location old-pin old-marker 10: {holder}\n"
+    old.write_text(f"location {retired} {VIP} rule 200: #is_dc eq false\n"
+                   "primitive ops-marker ocf:heartbeat:Dummy\n"
+                   f"location ops-pin ops-marker 10: {holder}\n"
                    f"location cli-prefer-{VIP} {VIP} role=Started inf: {holder}\n")
     harness.crm_load(cib, old, crm_env)
     ids = lambda: {e.get("id") for s in ("resources", "constraints")
                    for e in harness.cib_root(cib).find(f"configuration/{s}")}
-    assert {"old-marker", "old-pin", f"cli-prefer-{VIP}"} <= ids()
+    operators = {"ops-marker", "ops-pin", f"cli-prefer-{VIP}"}
+    assert {retired} | operators <= ids()
     result = harness.run_step_offline(step_file(dev_stack, "configure"), cib, crm_env)
     assert result.returncode == 0, result.describe()
-    assert "hapx: retired from the cluster configuration: old-marker old-pin" in result.output, result.describe()
-    assert ids() == set(rendering.owned_crm_ids(dev_stack.settings)) | {f"cli-prefer-{VIP}"}
+    assert f"hapx: retired from the cluster configuration: {retired}\n" in result.output, result.describe()
+    assert ids() == set(rendering.owned_crm_ids(dev_stack.settings)) | operators
 
 
 def test_configure_step_waits_for_haproxy_on_every_node(dev_stack, dev_loaded, work, crm_env):
