@@ -43,7 +43,7 @@ def read_config() -> tuple[Settings, dict[str, Optional[pulumi.Output[str]]]]:
     keys = _configured_keys()
     prefix = spec.NAMESPACE + ":"
     raw: dict[str, Any] = {}
-    secrets: dict[str, Optional[pulumi.Output[str]]] = {arg: None for arg in _SECRET_ARGS.values()}
+    secrets: dict[str, Optional[pulumi.Output[str]]] = dict.fromkeys(_SECRET_ARGS.values())
     for full in sorted(k for k in keys if k.startswith(prefix)):
         key = full[len(prefix):]
         value = _raw_value(full, key)

@@ -7,13 +7,13 @@ import ipaddress
 import json
 import re
 import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 import jinja2
 
-from hapx.crm import CRM  # noqa: F401 (part of this module's interface)
+from hapx.crm import CRM
 from hapx.settings import Node, Settings
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"

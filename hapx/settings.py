@@ -13,8 +13,9 @@ import hashlib
 import ipaddress
 import os
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Optional
+from typing import Any, Optional
 
 from hapx import spec
 from hapx.spec import EDGE, GATEWAY, NAMESPACE, NODE, NON_HOST, OUTSIDE, SELF, VIP, Setting

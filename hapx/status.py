@@ -22,9 +22,10 @@ import subprocess
 import sys
 import tempfile
 import xml.etree.ElementTree as ET
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Optional, Sequence
+from typing import Optional
 
 from hapx.crm import CRM
 from hapx.rendering import ADMIN_SOCKET, BACKEND

@@ -41,8 +41,24 @@ import time
 from pathlib import Path
 
 import labdns
-from labnet import (BUILD, PROJECT, LabError, create_namespace, ensure_standins, load_state, log, ns_exists,
-                    pid_alive, remove_namespace, run, run_steps, save_state, wait_ssh, wait_vip, write_file)
+from labnet import (
+    BUILD,
+    PROJECT,
+    LabError,
+    create_namespace,
+    ensure_standins,
+    load_state,
+    log,
+    ns_exists,
+    pid_alive,
+    remove_namespace,
+    run,
+    run_steps,
+    save_state,
+    wait_ssh,
+    wait_vip,
+    write_file,
+)
 
 NAME = "containers"
 NS = os.environ.get("HAPX_CT_NS", "hapx-ct")

@@ -27,9 +27,8 @@ STEPS_TIMEOUT_S = 900  # the plan's steps applied to a running lab (`labctl step
 LINGER_S = 2.0         # the client keeps polling this long after the steps: a late blip still counts
 if str(PROJECT) not in sys.path:
     sys.path.insert(0, str(PROJECT))
-from hapx.crm import CRM  # noqa: E402 (standard library only)
-
 import labnet  # noqa: E402 (beside this module; standard library only)
+from hapx.crm import CRM  # noqa: E402 (standard library only)
 
 
 class LabCommandError(RuntimeError):

@@ -27,7 +27,6 @@ import sys
 import threading
 import time
 
-
 # How a request failed. Not connected: nothing answered the VIP, or it refused (the service
 # was not there). Broken after connecting: most often a request in flight at the instant the
 # address moved (its connection, made to the old node, reaches the new one and is reset), as

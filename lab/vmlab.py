@@ -17,8 +17,23 @@ import subprocess
 import time
 from pathlib import Path
 
-from labnet import (BUILD, PROJECT, LabError, create_namespace, ensure_standins, load_state, log, ns_exists,
-                    ns_inode, pid_alive, remove_namespace, run, save_state, wait_vip, write_file)
+from labnet import (
+    BUILD,
+    PROJECT,
+    LabError,
+    create_namespace,
+    ensure_standins,
+    load_state,
+    log,
+    ns_exists,
+    ns_inode,
+    pid_alive,
+    remove_namespace,
+    run,
+    save_state,
+    wait_vip,
+    write_file,
+)
 from pulumirun import PulumiTimeout, run_bounded, tail
 
 NAME = "vm"

@@ -9,8 +9,8 @@ import shutil
 import ssl
 import subprocess
 import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import pytest
 
@@ -18,8 +18,8 @@ from tests.conftest import PROJECT
 
 sys.path.insert(0, str(PROJECT / "lab"))
 
-import labclient  # noqa: E402
-import labnet  # noqa: E402
+import labclient
+import labnet
 
 TOOLS = {
     "containers": ("systemd-nspawn", "mmdebstrap", "nsenter", "unshare", "ip", "bridge", "ssh", "openssl", "curl",

@@ -22,8 +22,7 @@ import sys
 import time
 
 from labclient import CRM, LABCTL, LINGER_S, Lab, wait_until
-from tests.containers.test_faults import (DRAINED_LOG, HANDOFF_BOUND_S, MOVE_BOUND_S, agent_log_count, client,
-                                          healthy)
+from tests.containers.test_faults import DRAINED_LOG, HANDOFF_BOUND_S, MOVE_BOUND_S, agent_log_count, client, healthy
 
 AGENT_PATH = "/usr/lib/ocf/resource.d/hapx/ipaddr"
 RUN_DIR = "/run/resource-agents"  # the agent's HA_RSCTMP under Pacemaker

@@ -25,11 +25,17 @@ import re
 import shlex
 import time
 
-from labclient import CRM, LINGER_S, Lab, wait_until
 import labnet
 from hapx.rendering import ADMIN_SOCKET, BACKEND as HAPROXY_BACKEND
-from tests.containers.test_faults import (CLIENT_TIMEOUT_S, HANDOFF_LOG, agent_log_count, client,
-                                          healthy, monitor_interval_s)
+from labclient import CRM, LINGER_S, Lab, wait_until
+from tests.containers.test_faults import (
+    CLIENT_TIMEOUT_S,
+    HANDOFF_LOG,
+    agent_log_count,
+    client,
+    healthy,
+    monitor_interval_s,
+)
 
 CUT_TABLE = "hapx_test_cut"
 # HAProxy marks a master DOWN after checkFall failed checks (3 x 2 s, each up to timeoutCheck 2 s).

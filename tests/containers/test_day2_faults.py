@@ -34,7 +34,7 @@ from pathlib import Path
 import yaml
 
 from labclient import PROJECT, Lab, labctl, render_with_secrets, wait_until
-from tests.containers.test_faults import (CLIENT_TIMEOUT_S, FAILOVER_BOUND_S, REJOIN_BOUND_S, client, healthy)
+from tests.containers.test_faults import FAILOVER_BOUND_S, REJOIN_BOUND_S, client, healthy
 
 STEP_TIMEOUT_S = 600
 # The README's way out when both nodes went down and one will not come back (Day 2).

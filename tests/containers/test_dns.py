@@ -10,7 +10,6 @@ All client and DNS traffic runs inside the lab's network namespace.
 from __future__ import annotations
 
 import re
-import time
 
 from labclient import Lab, Poller, wait_until
 from tests.containers.test_faults import REJOIN_BOUND_S, healthy

@@ -40,8 +40,18 @@ from pathlib import Path
 import yaml
 
 import vmlab
-from labclient import (CRM, LINGER_S, PROJECT, Lab, Poller, apply_under_poll, client_poller, labctl,
-                       render_with_secrets, wait_until)
+from labclient import (
+    CRM,
+    LINGER_S,
+    PROJECT,
+    Lab,
+    Poller,
+    apply_under_poll,
+    client_poller,
+    labctl,
+    render_with_secrets,
+    wait_until,
+)
 from tests.containers.conftest import BACKEND
 from tests.containers.test_cluster import vip_with_running_haproxy
 

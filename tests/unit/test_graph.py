@@ -108,7 +108,7 @@ def test_an_existing_network_is_used_by_name():
 
 def test_commands_run_in_the_plans_order(three_graph):
     from hapx import bootstrap
-    from hapx.settings import settings_from_dict, load_stack_file
+    from hapx.settings import load_stack_file, settings_from_dict
     from tests.conftest import PROJECT
 
     g = three_graph
@@ -206,7 +206,7 @@ def test_drains_act_only_when_their_node_is_replaced(dev_graph):
         assert dev_graph.depends_on[name] == {f"{drain.target}-domain"}
         assert dev_graph.opts[name].deleted_with._name == "hapx-libvirt"
         # A preference for every other node, never a ban of this one (a ban can strand the VIP).
-        assert f'rsc_location id=\\"$rule\\" rsc=\\"vip\\"' in drain.script
+        assert 'rsc_location id=\\"$rule\\" rsc=\\"vip\\"' in drain.script
         assert 'score=\\"INFINITY\\"' in drain.script and 'operation=\\"ne\\"' in drain.script
         assert "--ban" not in drain.script
 

@@ -21,7 +21,7 @@ from tests.conftest import PROJECT
 
 sys.path.insert(0, str(PROJECT / "lab"))
 
-from pulumirun import PulumiTimeout, lock_files, run_bounded  # noqa: E402
+from pulumirun import PulumiTimeout, lock_files, run_bounded
 
 LOCK_DIR = Path(".pulumi/locks/organization/hapx/lab")
 BOUND_S = 1.0

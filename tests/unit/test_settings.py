@@ -5,8 +5,15 @@ import re
 
 import pytest
 
-from hapx.settings import (GivenSecret, SettingsError, default_knet_ping_timers, default_mac, default_nodeid,
-                           min_knet_ping_timeout_ms, settings_from_dict)
+from hapx.settings import (
+    GivenSecret,
+    SettingsError,
+    default_knet_ping_timers,
+    default_mac,
+    default_nodeid,
+    min_knet_ping_timeout_ms,
+    settings_from_dict,
+)
 
 
 def problems(cfg: dict) -> list[str]:
@@ -473,7 +480,7 @@ def test_every_address_setting_names_its_rules():
 
 @pytest.mark.parametrize("stack", ["dev", "lab", "containers"])
 def test_the_repo_stacks_load(stack):
-    from tests.conftest import PROJECT
     from hapx.settings import load_stack_file
+    from tests.conftest import PROJECT
 
     settings_from_dict(load_stack_file(str(PROJECT / f"Pulumi.{stack}.yaml")))

@@ -58,7 +58,7 @@ STAT_HEADER = ("# pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq,dres
 
 
 def show_stat(*servers: tuple[str, str]) -> str:
-    rows = [f"kubernetes-apiserver,FRONTEND,,,0,1,,1,0,0,0,0,0,,,,,OPEN,,,\n"]
+    rows = ["kubernetes-apiserver,FRONTEND,,,0,1,,1,0,0,0,0,0,,,,,OPEN,,,\n"]
     rows += [f"kubernetes-masters,{name},0,0,0,1,,1,0,0,,0,,0,0,0,0,{st},1,1,0\n" for name, st in servers]
     rows.append("kubernetes-masters,BACKEND,0,0,0,1,,1,0,0,0,0,,0,0,0,0,UP,2,2,0\n")
     return STAT_HEADER + "".join(rows) + "\n"

@@ -26,9 +26,10 @@ import re
 import shutil
 import subprocess
 import xml.etree.ElementTree as ET
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping, Optional, Sequence
+from typing import Optional
 
 PROJECT = Path(__file__).resolve().parents[2]
 TIMEOUT_S = 60
@@ -576,19 +577,19 @@ class CorosyncSection:
 
     name: str
     values: dict[str, list[str]] = field(default_factory=dict)
-    sections: list["CorosyncSection"] = field(default_factory=list)
+    sections: list[CorosyncSection] = field(default_factory=list)
 
     def value(self, key: str) -> Optional[str]:
         values = self.values.get(key)
         return values[-1] if values else None
 
-    def section(self, name: str) -> "CorosyncSection":
+    def section(self, name: str) -> CorosyncSection:
         found = [s for s in self.sections if s.name == name]
         if len(found) != 1:
             raise CheckFailed(f"corosync.conf: expected one {name} {{}} block in {self.name}, found {len(found)}")
         return found[0]
 
-    def all(self, name: str) -> list["CorosyncSection"]:
+    def all(self, name: str) -> list[CorosyncSection]:
         return [s for s in self.sections if s.name == name]
 
 
@@ -917,7 +918,7 @@ class Graph:
     inputs: dict[str, set[str]]
 
     @staticmethod
-    def parse(path: Path) -> "Graph":
+    def parse(path: Path) -> Graph:
         inputs: dict[str, set[str]] = {}
         for synapse in parse_xml(path).getroot().iter("synapse"):
             action = synapse.find("action_set")[0]
@@ -1037,7 +1038,7 @@ def running_on(placement: Placement, clone: str, nodes: Iterable[str]) -> tuple[
     return want
 
 
-def check_start_waits(sim: "Simulation", then: str, first: str, node: str) -> None:
+def check_start_waits(sim: Simulation, then: str, first: str, node: str) -> None:
     """In the transition, `then`'s start on `node` waits (directly or through the clone's
     pseudo-actions) for the start of `first` (or its clone instance) on the same node."""
     then_key, first_key = sim.graph.key(then, "start", node), sim.graph.key(first, "start", node)
@@ -1046,7 +1047,7 @@ def check_start_waits(sim: "Simulation", then: str, first: str, node: str) -> No
                           f"{sorted(sim.graph.inputs.get(then_key, ()))}")
 
 
-def check_untouched(sim: "Simulation", resource: str, node: str) -> None:
+def check_untouched(sim: Simulation, resource: str, node: str) -> None:
     """The transition neither stops nor starts `resource` (or its clone instance) on `node`:
     it keeps running there. Probes and recurring monitors do not count."""
     ops = sim.ops(resource, node)

@@ -16,10 +16,10 @@ import functools
 import hashlib
 import os
 import random
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
-import pytest
 import yaml
 
 from hapx import keys, rendering

@@ -16,9 +16,8 @@ import time
 
 import pytest
 
+from labclient import LAB_DIR, LABCTL
 from tests.labtier import lab_session, require  # puts lab/ on sys.path
-
-from labclient import LAB_DIR, LABCTL  # noqa: E402
 
 UP_TIMEOUT_S = 3600  # a cold engine build and image come first when nothing is cached
 SOAK_MINUTES = 10
