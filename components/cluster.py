@@ -83,7 +83,8 @@ class HaproxyCluster(pulumi.ComponentResource):
                 # name.domain (expand-hosts); with local_only it forwards nothing in the domain.
                 # No entries: no `hosts` at all, as before (an empty list could read back as a diff).
                 dns=libvirt.NetworkDnsArgs(enabled=True, local_only=True, hosts=[
-                    libvirt.NetworkDnsHostArgs(hostname=h.name, ip=str(h.address)) for h in s.network.dns_hosts] or None),
+                    libvirt.NetworkDnsHostArgs(hostname=h.name, ip=str(h.address))
+                    for h in s.network.dns_hosts] or None),
                 opts=on_libvirt,
             )
             network_id = self.network.id

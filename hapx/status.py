@@ -154,7 +154,7 @@ def haproxy_state(report: NodeReport, view: Optional[ClusterView]) -> str:
 
 def _table(rows: list[list[str]]) -> list[str]:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    return ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
 
 
 def format_screen(outputs: Mapping, reports: Sequence[NodeReport], verdict: Verdict) -> str:

@@ -578,7 +578,8 @@ def kill(state: dict, node: str) -> None:
     if link_exists(state["ns"], n["port"]):
         ip(state["ns"], "link", "delete", n["port"], check=False)
     kill_cgroups(lab_cgroups(node))
-    log(f"{node} killed at {killed_at:.3f} (init {init or 'gone'}, nspawn {n.get('pid')}); its port {n['port']} is gone")
+    log(f"{node} killed at {killed_at:.3f} (init {init or 'gone'}, nspawn {n.get('pid')}); "
+        f"its port {n['port']} is gone")
 
 
 def start(state: dict, node: str) -> None:

@@ -117,13 +117,13 @@ def run_bounded(argv: list[str], timeout: float, log_path: Path | None, state_di
             r.start()
         try:
             proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
+        except subprocess.TimeoutExpired as expired:
             how = interrupt_group(proc, grace_s)
             removed = clear_locks_of(state_dir, proc.pid) if state_dir is not None else []
             note = (f"; removed the stack lock it left: {', '.join(map(str, removed))}" if removed
                     else "; it left no stack lock")
-            raise PulumiTimeout(f"timed out after {timeout:.0f}s ({how}{note}): {' '.join(argv)}"
-                                + (f"\n--- last lines of {log_path}:\n{tail(log_path)}" if log_path else ""))
+            last = f"\n--- last lines of {log_path}:\n{tail(log_path)}" if log_path else ""
+            raise PulumiTimeout(f"timed out after {timeout:.0f}s ({how}{note}): {' '.join(argv)}{last}") from expired
         finally:
             # Interrupted ourselves (Ctrl-C, SIGTERM): the child must not outlive us holding the lock.
             if proc.poll() is None:

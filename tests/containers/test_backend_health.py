@@ -89,7 +89,7 @@ def masters_up(lab: Lab, node: str) -> int:
 
 def all_masters_up_everywhere(lab: Lab) -> None:
     for node in lab.nodes:
-        wait_until(f"every master UP in {node}'s HAProxy", lambda: masters_up(lab, node) == len(lab.masters),
+        wait_until(f"every master UP in {node}'s HAProxy", lambda node=node: masters_up(lab, node) == len(lab.masters),
                    timeout=DOWN_BOUND_S, interval=1)
 
 
@@ -188,7 +188,7 @@ def test_a_master_lost_by_every_node_moves_nothing(lab, figure):
     try:
         lab.master_power(name, False)
         for node in lab.nodes:
-            wait_until(f"{name} DOWN in {node}'s HAProxy", lambda: haproxy_view(lab, node).get(name) == "DOWN",
+            wait_until(f"{name} DOWN in {node}'s HAProxy", lambda node=node: haproxy_view(lab, node).get(name) == "DOWN",
                        timeout=DOWN_BOUND_S, interval=0.5)
         t_end = time.monotonic() + SETTLE_S
         moved = []

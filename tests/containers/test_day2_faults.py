@@ -411,7 +411,7 @@ def test_both_down_and_one_lost_for_good_the_survivor_serves_after_the_readmes_u
                    timeout=REJOIN_BOUND_S, interval=0.5)
         served_s = time.monotonic() - t0
     finally:
-        summary = poller.stop()
+        poller.stop()
         lab.start(lost)
     figure(f"{lab.backend}: both nodes down, {lost} lost: {survivor} served the VIP alone {served_s:.1f} s "
            f"after the README's unblock")

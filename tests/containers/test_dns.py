@@ -42,7 +42,7 @@ def servers_state(lab: Lab, node: str) -> dict[str, dict]:
     out = lab.exec(node, SHOW_SERVERS, timeout=30).stdout
     lines = [line for line in out.splitlines() if line.strip()]
     header = next(line for line in lines if line.startswith("# be_id")).lstrip("# ").split()
-    rows = [dict(zip(header, line.split())) for line in lines if re.match(r"^\d+ kubernetes-masters ", line)]
+    rows = [dict(zip(header, line.split(), strict=False)) for line in lines if re.match(r"^\d+ kubernetes-masters ", line)]
     return {row["srv_name"]: row for row in rows}
 
 

@@ -81,7 +81,7 @@ def client(lab: Lab, max_seconds: float = 900) -> Poller:
 def healthy(lab: Lab) -> str:
     """Wait (bounded) until the cluster is settled as every node sees it; the VIP's node."""
     for node in lab.nodes:
-        wait_until(f"cluster settled as {node} sees it", lambda: lab.settled(node), timeout=REJOIN_BOUND_S, interval=1)
+        wait_until(f"cluster settled as {node} sees it", lambda node=node: lab.settled(node), timeout=REJOIN_BOUND_S, interval=1)
     holder = vip_with_running_haproxy(lab.crm_status(next(iter(lab.nodes))))
     assert lab.vip_holders() == [holder]
     return holder
@@ -132,7 +132,7 @@ def test_twenty_hard_failovers_and_rejoins_without_fail_back(lab, figure):
             mark = poller.mark()
             t_start = time.monotonic()
             lab.start(victim)
-            wait_until(f"run {run}: {victim} online again with HAProxy", lambda: lab.settled(survivor),
+            wait_until(f"run {run}: {victim} online again with HAProxy", lambda survivor=survivor: lab.settled(survivor),
                        timeout=REJOIN_BOUND_S, interval=0.5)
             rejoins.append(time.monotonic() - t_start)
             time.sleep(LINGER_S)  # a move of the VIP just after the rejoin still counts
@@ -241,7 +241,7 @@ def test_partition_without_fencing_both_claim_then_one_keeps_the_vip(lab, figure
         for node in nodes:
             other = lab.other(node)
             wait_until(f"{node} sees {other} offline",
-                       lambda: lab.crm_status(node)["online"].get(other) is False, timeout=SPLIT_BOUND_S, interval=0.5)
+                       lambda node=node, other=other: lab.crm_status(node)["online"].get(other) is False, timeout=SPLIT_BOUND_S, interval=0.5)
         wait_until("the VIP on both sides of the partition", lambda: lab.vip_holders() == nodes,
                    timeout=SPLIT_BOUND_S, interval=0.5)
         figure(f"{lab.backend}: partition: both nodes hold the VIP {time.monotonic() - t_cut:.1f} s after the cut")

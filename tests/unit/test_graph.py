@@ -218,7 +218,7 @@ def test_secrets_travel_on_stdin_and_stay_secret(dev_graph):
             assert "stdin" in g.secret_inputs[name]
         assert "stats auth" not in cmd.inputs.get("create", cmd.inputs.get("delete"))
     stats_password = g.outputs["statsPassword"]
-    for name, cmd in g.of_type(COMMAND).items():
+    for cmd in g.of_type(COMMAND).values():
         assert stats_password not in cmd.inputs.get("create", cmd.inputs.get("delete"))
         assert stats_password not in str(cmd.inputs["triggers"])
     for name in g.of_type(CLOUDINIT):

@@ -92,7 +92,7 @@ def _render(cfg: dict) -> dict:
                          ids=lambda n: "-".join(n))
 def test_node_names_yaml_would_retype_stay_strings(dev_config, names):
     cfg = copy.deepcopy(dev_config)
-    for node, name in zip(cfg["nodes"], names):
+    for node, name in zip(cfg["nodes"], names, strict=False):
         node["name"] = name
     cfg["network"]["domain"] = "5"  # a number if unquoted
     for name, doc in _render(cfg).items():

@@ -114,7 +114,7 @@ def run(argv: Sequence[str], *, env: Optional[Mapping[str, str]] = None, input: 
         proc = subprocess.run(argv, input=input, capture_output=True, text=True, env=dict(env) if env else None,
                               cwd=str(cwd) if cwd else None, timeout=timeout)
     except subprocess.TimeoutExpired as err:
-        raise CheckFailed(f"$ {' '.join(argv)}\ntimed out after {timeout}s\n{err.stdout or ''}{err.stderr or ''}")
+        raise CheckFailed(f"$ {' '.join(argv)}\ntimed out after {timeout}s\n{err.stdout or ''}{err.stderr or ''}") from err
     return ToolResult(argv, proc.returncode, proc.stdout, proc.stderr)
 
 

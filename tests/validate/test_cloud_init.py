@@ -214,11 +214,14 @@ def test_unknown_user_data_key_is_rejected(broken):
 def test_network_config_check_rejects_broken_files(dev_stack, broken, name):
     runs, _, networks = broken
     words = NETWORK_BREAKAGES[name][1]
-    with pytest.raises(CheckFailed) as err:
+
+    def check() -> object:
         if words == "net-convert rejected":
-            runs.converted_network(networks[name], "networkd")
-        else:
-            runs.check_network_config(networks[name], expectation(dev_stack.settings, dev_stack.settings.nodes[0]))
+            return runs.converted_network(networks[name], "networkd")
+        return runs.check_network_config(networks[name], expectation(dev_stack.settings, dev_stack.settings.nodes[0]))
+
+    with pytest.raises(CheckFailed) as err:
+        check()
     assert words in str(err.value)
 
 

@@ -27,7 +27,7 @@ def key_and_conf(stack, work):
 def test_corosync_accepts_corosync_conf_on_every_node(stack, work):
     """`corosync -t -c` passes as each node (its address local, in a throwaway namespace),
     with `keyfile:` pointing at the stack's generated authkey."""
-    key, conf = key_and_conf(stack, work)
+    _key, conf = key_and_conf(stack, work)
     for node in stack.settings.nodes:
         harness.check_corosync_conf(conf, str(node.ip))
 
@@ -90,7 +90,7 @@ def test_corosync_conf_matches_the_stack(stack):
     (lambda t: re.sub(r"knet_ping_interval: \d+", "knet_ping_interval: fast", t, count=1), "knet_ping_interval"),
 ], ids=["content-after-brace", "missing-brace", "unknown-transport", "unknown-cipher", "ping-interval-not-a-number"])
 def test_corosync_check_rejects_a_broken_conf(dev_stack, work, breakage, words):
-    key, conf = key_and_conf(dev_stack, work)
+    _key, conf = key_and_conf(dev_stack, work)
     node = dev_stack.settings.nodes[0]
     harness.check_corosync_conf(conf, str(node.ip))  # the unbroken file passes
     harness.write_broken(conf.parent, conf.name, conf.read_text(), breakage)
@@ -102,7 +102,7 @@ def test_corosync_check_rejects_a_broken_conf(dev_stack, work, breakage, words):
 def test_corosync_check_fails_for_a_host_not_in_the_nodelist(dev_stack, work):
     """The throwaway namespace is what makes the check pass: from an address outside the node
     list corosync finds no local node."""
-    key, conf = key_and_conf(dev_stack, work)
+    _key, conf = key_and_conf(dev_stack, work)
     with pytest.raises(CheckFailed, match="No valid name found for local host"):
         harness.check_corosync_conf(conf, "192.0.2.99")
 

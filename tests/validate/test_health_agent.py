@@ -29,7 +29,7 @@ def haproxy(tmp_path):
     frontend of the same HAProxy on the namespace's loopback (so each is UP), and an admin socket."""
     sock = tmp_path / "admin.sock"
     listeners = "".join(f"frontend f{p}\n    bind 127.0.0.1:{p}\n    default_backend sink\n" for p in PORTS)
-    servers = "".join(f"    server {s} 127.0.0.1:{p} check inter 200 fall 1 rise 1\n" for s, p in zip(SERVERS, PORTS))
+    servers = "".join(f"    server {s} 127.0.0.1:{p} check inter 200 fall 1 rise 1\n" for s, p in zip(SERVERS, PORTS, strict=True))
     cfg = tmp_path / "haproxy.cfg"
     cfg.write_text(f"global\n    stats socket {sock} mode 600 level admin\n"
                    "defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n"

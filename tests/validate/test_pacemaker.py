@@ -483,7 +483,7 @@ def test_the_vip_follows_the_node_that_sees_more_masters(stack, cluster_up, work
 
 def test_without_quorum_nothing_runs(stack, cluster_up, work):
     """A partition without quorum publishes no VIP and runs no HAProxy (no-quorum-policy=stop)."""
-    up, holder = cluster_up
+    up, _holder = cluster_up
     sim = harness.simulate(up.cib_out, work / "noquorum.xml", quorum=False)
     assert sim.placement == {VIP: (), HAPROXY: (), CLONE: (), HEALTH: (), HEALTH_CLONE: ()}
 
@@ -516,8 +516,9 @@ def test_configure_step_retires_what_it_no_longer_renders(dev_stack, dev_loaded,
                    f"location ops-pin ops-marker 10: {holder}\n"
                    f"location cli-prefer-{VIP} {VIP} role=Started inf: {holder}\n")
     harness.crm_load(cib, old, crm_env)
-    ids = lambda: {e.get("id") for s in ("resources", "constraints")
-                   for e in harness.cib_root(cib).find(f"configuration/{s}")}
+    def ids() -> set[str | None]:
+        return {e.get("id") for s in ("resources", "constraints")
+                for e in harness.cib_root(cib).find(f"configuration/{s}")}
     operators = {"ops-marker", "ops-pin", f"cli-prefer-{VIP}"}
     assert {retired} | operators <= ids()
     result = harness.run_step_offline(step_file(dev_stack, "configure"), cib, crm_env)

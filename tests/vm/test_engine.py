@@ -74,13 +74,13 @@ def node_identity(lab: Lab, node: str) -> dict[str, str]:
     """What a rebuild changes on a node: its NIC's MAC, cloud-init's instance-id; and its boot id."""
     out = lab.exec(node, "cat /sys/class/net/eth0/address /var/lib/cloud/data/instance-id "
                          "/proc/sys/kernel/random/boot_id").stdout.split()
-    return dict(zip(("mac", "instance", "boot"), out))
+    return dict(zip(("mac", "instance", "boot"), out, strict=False))
 
 
 def settled_everywhere(lab: Lab) -> str:
     """Bounded wait until every node sees the cluster settled; the VIP's node."""
     for node in lab.nodes:
-        wait_until(f"cluster settled as {node} sees it", lambda: lab.settled(node), timeout=REJOIN_BOUND_S, interval=3)
+        wait_until(f"cluster settled as {node} sees it", lambda node=node: lab.settled(node), timeout=REJOIN_BOUND_S, interval=3)
     holder = lab.vip_node()
     assert lab.vip_holders() == [holder]
     return holder
