@@ -184,6 +184,7 @@ class HaproxyCluster(pulumi.ComponentResource):
             if not progress:
                 raise RuntimeError(f"bootstrap plan cannot be built: {[st.id for st in pending_steps]}")
         for drain in bootstrap.drains(s):
+            assert drain.target is not None, "a drain names the node it drains"
             steps[drain.id] = self._drain(name, s, drain, nodes[drain.target], secrets)
         return nodes, steps
 
@@ -236,10 +237,11 @@ class HaproxyCluster(pulumi.ComponentResource):
                  values: pulumi.Output, after: list[command.remote.Command]) -> command.remote.Command:
         """The remote Command that runs one bootstrap step over SSH, pinned to the node's host key."""
         connection = self._connection(s, step, secrets)
-        stdin = None
+        stdin: Optional[pulumi.Output[str]] = None
         triggers: list = [bootstrap.digest(step.command), node.domain.id]
         if step.stdin is not None:
-            stdin = pulumi.Output.secret(values.apply(lambda v: bootstrap.stdin_for(step, s, v)))
+            # stdin_for gives None only for a step that reads no stdin.
+            stdin = pulumi.Output.secret(values.apply(lambda v: bootstrap.stdin_for(step, s, v) or ""))
             # The digest of a secret is kept secret too.
             triggers.append(pulumi.Output.secret(stdin.apply(bootstrap.digest)))
         return command.remote.Command(

@@ -325,6 +325,7 @@ def _check_integer(r: _Reader, s: Setting, value: Any, label: str) -> Optional[i
         r.fail(label, f"must be an integer, got {value!r}")
         return None
     number = int(value)
+    assert s.lo is not None and s.hi is not None, f"{s.key}: an integer setting has bounds in the spec"
     if not s.lo <= number <= s.hi:
         r.fail(label, f"must be between {s.lo} and {s.hi}, got {number}")
         return None
@@ -338,7 +339,7 @@ def _check_choice(r: _Reader, s: Setting, value: Any, label: str) -> Optional[st
     return value
 
 
-def _check_ipv4(r: _Reader, s: Setting, value: Any, label: str) -> Optional[ipaddress.IPv4Address]:
+def _check_ipv4(r: _Reader, s: Optional[Setting], value: Any, label: str) -> Optional[ipaddress.IPv4Address]:
     try:
         if not isinstance(value, str):
             raise ValueError
@@ -394,6 +395,7 @@ def _check_secret(r: _Reader, s: Setting, value: Any, label: str) -> Optional[Gi
 
 def _stats_password_problem(value: str) -> Optional[str]:
     s = spec.setting("statsPassword")
+    assert s.pattern is not None, "statsPassword has a pattern in the spec"
     return None if re.fullmatch(s.pattern, value) else f"must be {s.pattern_doc}"
 
 
@@ -777,6 +779,8 @@ def settings_from_dict(raw: Mapping[str, Any], other_keys: Iterable[str] = ()) -
         r.value(key)
     if r.problems:
         raise SettingsError(r.problems)
+    # No problems: every section was read, so none of these is missing.
+    assert vip is not None and network is not None and corosync is not None and haproxy is not None
     return Settings(vip=vip, nodes=nodes, masters=masters, network=network, vm=vm, corosync=corosync,
                     haproxy=haproxy, pacemaker=pacemaker, **top)
 

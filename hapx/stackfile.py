@@ -14,8 +14,8 @@ from typing import Any
 
 import yaml
 
-from hapx.settings import NAMESPACE, GivenSecret
-from hapx.spec import SECRET_KEYS
+from hapx.settings import GivenSecret
+from hapx.spec import NAMESPACE, SECRET_KEYS
 
 
 class StackFileError(ValueError):

@@ -87,10 +87,10 @@ def node_state(node: ET.Element) -> str:
 def parse_crm_mon(xml: str) -> ClusterView:
     """The cluster as `crm_mon --one-shot --inactive --output-as=xml` shows it."""
     root = ET.fromstring(xml)
-    nodes = {n.get("name"): node_state(n) for n in root.findall("./nodes/node")}
+    nodes = {n.get("name", ""): node_state(n) for n in root.findall("./nodes/node")}
 
     def running(rid: str) -> list[str]:
-        return sorted(n.get("name") for r in root.iter("resource") if r.get("id") == rid
+        return sorted(n.get("name", "") for r in root.iter("resource") if r.get("id") == rid
                       and r.get("active") == "true" and r.get("failed") != "true" for n in r.findall("node"))
 
     dc = root.find("./summary/current_dc")
@@ -120,7 +120,7 @@ def assess(outputs: Mapping, reports: Sequence[NodeReport]) -> Verdict:
     """Everything that makes the pair less than whole; the view used is the first node that answered."""
     problems = [f"{r.name}: {r.error}" for r in reports if r.error]
     seen = next((r for r in reports if r.view is not None), None)
-    if seen is None:
+    if seen is None or seen.view is None:
         return Verdict(problems + ["no node answered: the cluster's state is unknown"])
     view = seen.view
     for name in outputs["nodeIps"]:
