@@ -4,7 +4,7 @@ STACK ?= dev
 OUT ?= build/$(STACK)
 PYTEST := .venv/bin/python -m pytest
 
-.PHONY: help lab lab-down up destroy render check test unit validate containers-test vm-test faults-vm \
+.PHONY: help lab lab-down up destroy render check lint test unit validate containers-test vm-test faults-vm \
         containers containers-down status bench bench-loaded bench-defaults bench-vm bench-plot soak soak-loaded engine image clean
 
 help: ## list the targets
@@ -35,7 +35,10 @@ check: ## validate STACK's configuration
 	scripts/install-deps
 	.venv/bin/python -m hapx.render --stack $(STACK) --check
 
-test: ## install everything and run every tier: unit, validate, containers, vm
+lint: ## ruff and mypy, as pyproject.toml configures them (`make test` runs this first)
+	scripts/lint
+
+test: ## install everything, lint, and run every tier: unit, validate, containers, vm
 	scripts/test
 
 unit: ## the unit tier only: settings, rendering, the resource graph under mocks
