@@ -238,6 +238,11 @@ class BackendHealth:
     dampen_s: int
     monitor_s: int
     failcount_attribute: str
+    # The bonus of a node whose HAProxy has not failed: above every node's health score, so the
+    # VIP leaves a failed HAProxy even for a node whose count attrd has not published yet (a
+    # node just back in the cluster, for dampen_s); equal on every node that has not failed, so
+    # it never outweighs the counts among those.
+    working_bonus: int
 
 
 def backend_health(settings: Settings) -> BackendHealth:
@@ -249,7 +254,8 @@ def backend_health(settings: Settings) -> BackendHealth:
     multiplier = min(settings.pacemaker.stickiness + bonus + 100, PCMK_INFINITY)
     dampen_s = HEALTH_MONITOR_S + -(-settings.haproxy.check_interval_ms // 1000) + 2
     failcount = f"fail-count-{CRM.haproxy}#monitor_{settings.pacemaker.haproxy_monitor_s * 1000}"
-    return BackendHealth(multiplier, dampen_s, HEALTH_MONITOR_S, failcount)
+    working_bonus = min(multiplier * (len(settings.masters) + 1), PCMK_INFINITY)
+    return BackendHealth(multiplier, dampen_s, HEALTH_MONITOR_S, failcount, working_bonus)
 
 
 def owned_crm_ids(settings: Settings) -> tuple[str, ...]:

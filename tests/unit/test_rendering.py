@@ -265,6 +265,16 @@ def test_backend_health_multiplier_beats_stickiness_and_the_off_dc_bonus(dev_con
     assert f"multiplier={multiplier} hold_s=10 dampen_s={health.dampen_s}" in rendering.cluster_crm(s)
 
 
+def test_a_working_haproxy_outweighs_every_master(dev_config):
+    """The bonus of a node whose HAProxy has not failed is above the highest health score, so
+    the VIP leaves a failed HAProxy even for a node whose count is not published yet."""
+    s = settings_from_dict(dev_config)
+    health = rendering.backend_health(s)
+    assert health.working_bonus > health.multiplier * len(s.masters) + s.pacemaker.stickiness
+    assert (f"location vip-on-unfailed-haproxy vip \\\n    rule {health.working_bonus}: "
+            f"not_defined {health.failcount_attribute}\n") in rendering.cluster_crm(s)
+
+
 def test_plan_order_respects_every_dependency(three_node_config):
     s = settings_from_dict(three_node_config)
     steps = bootstrap.plan(s)
