@@ -198,7 +198,7 @@ def test_loaded_cib_carries_the_settings(stack, loaded_cib):
         "ip": str(s.vip), "cidr_netmask": str(s.prefix_len), "nic": s.interface,
         "arp_count": "5", "arp_interval_ms": "200", "drain_ms": str(s.pacemaker.vip_drain_ms),
         "ports": f"{s.haproxy.frontend_port},{s.haproxy.stats_port}"}
-    assert nvpairs(vip.find("meta_attributes")) == {"allow-migrate": "true", "multiple-active": "stop_unexpected"}
+    assert nvpairs(vip.find("meta_attributes")) == {"allow-migrate": "true"}
     assert (haproxy.get("class"), haproxy.get("type")) == ("systemd", "haproxy")
 
     (clone,) = [c for c in resources.iter("clone") if c.get("id") == CLONE]
@@ -426,16 +426,16 @@ def test_haproxy_failing_on_every_node_leaves_the_vip_running(stack, cluster_up,
     assert sorted(failed) == sorted(node_names(stack))
 
 
-def test_a_stray_vip_found_by_a_probe_is_stopped_where_it_does_not_belong(stack, cluster_up, work):
+def test_a_stray_vip_found_by_a_probe_is_stopped_everywhere_and_started_once(stack, cluster_up, work):
     """A probe finds the VIP's address on a node that does not run it (added by hand, left
-    behind; the agent's Stopped-role monitor removes it itself, a probe after a cleanup may come
-    first): Pacemaker stops it there and leaves the VIP's own node alone
-    (multiple-active=stop_unexpected), so its clients see nothing."""
+    behind, a partition healed; the agent's Stopped-role monitor removes a stray itself, a probe
+    may come first): Pacemaker stops it everywhere and starts it on one node, whose start
+    announces it again, so no neighbour is left pointing at a node that let it go."""
     up, holder = cluster_up
     other = next(n for n in node_names(stack) if n != holder)
     sim = harness.simulate(up.cib_out, work / "stray.xml", inject=[f"{VIP}_monitor_0@{other}=0"])
-    assert harness.placed_with(sim.placement, VIP, CLONE) == holder
-    assert sim.ops(VIP) == [("stop", other)], sim.actions
+    kept = harness.placed_with(sim.placement, VIP, CLONE)
+    assert sorted(sim.ops(VIP)) == sorted([("stop", holder), ("stop", other), ("start", kept)]), sim.actions
     harness.check_untouched(sim, HAPROXY, holder)
 
 
