@@ -16,8 +16,10 @@ import time
 
 import pytest
 
-from labclient import LAB_DIR, LABCTL
 from tests.labtier import lab_session, require  # puts lab/ on sys.path
+
+# isort: split
+from labclient import LAB_DIR, LABCTL
 
 UP_TIMEOUT_S = 3600  # a cold engine build and image come first when nothing is cached
 SOAK_MINUTES = 10
