@@ -53,6 +53,11 @@ def render_change(lab: Lab, tmp_path: Path, change=None, name: str = "render") -
     return render_with_secrets(lab, "containers", stack_file, tmp_path / name)
 
 
+def new_token(token_ms: int):
+    """A change to the stack's config: corosync's token (and a consensus 1.2 times it)."""
+    return lambda c: c.update({"hapx:corosync": {"tokenMs": token_ms, "consensusMs": int(token_ms * 1.2)}})
+
+
 def plan_of(render: Path) -> dict:
     return json.loads((render / "plan.json").read_text())
 
@@ -247,8 +252,7 @@ def test_timer_change_with_the_peer_down_refuses_to_restart(lab, tmp_path, figur
     holder = healthy(lab)
     other = lab.other(holder)
     token = runtime_token(lab, holder)
-    render = render_change(lab, tmp_path, lambda c: c.update({"hapx:corosync": {
-        "tokenMs": token + 200, "consensusMs": int((token + 200) * 1.2)}}))
+    render = render_change(lab, tmp_path, new_token(token + 200))
     poller = client(lab)
     killed = False
     try:
@@ -345,8 +349,7 @@ def test_a_restart_cut_off_before_it_happened_is_completed_by_the_next_run(lab, 
     holder = healthy(lab)
     other = lab.other(holder)
     token = runtime_token(lab, other)
-    render = render_change(lab, tmp_path, lambda c: c.update({"hapx:corosync": {
-        "tokenMs": token + 100, "consensusMs": int((token + 100) * 1.2)}}))
+    render = render_change(lab, tmp_path, new_token(token + 100))
     # Kill the join the moment corosync.conf changes. pkill reads only the start of a command
     # line (the script is long): match its first line; [#] keeps it from matching this watcher.
     watcher = ("sudo sh -c 'old=$(md5sum </etc/corosync/corosync.conf); touch /run/hapx-test-watcher; i=0; "
