@@ -145,6 +145,14 @@ class Lab:
                 and haproxy.get("role") == "Started" and sorted(haproxy.get("nodes", [])) == sorted(self.nodes)
                 and vip.get("role") == "Started" and len(vip.get("nodes", [])) == 1)
 
+    def health_counts(self, ask: str) -> dict[str, int]:
+        """Each node's published backend-health score (the masters its HAProxy sees UP, times the
+        multiplier), as `ask` sees it; a node that has published none is missing."""
+        xml = self.exec(ask, "sudo crm_mon --one-shot --show-node-attributes --output-as=xml", timeout=30).stdout
+        return {n.get("name"): int(a.get("value"))
+                for n in ET.fromstring(xml).iterfind("./node_attributes/node")
+                for a in n.iterfind("attribute") if a.get("name") == CRM.masters_up_attribute}
+
     def holds_vip(self, node: str) -> bool:
         """Whether the VIP address is on the node's interface (the kernel's view, not Pacemaker's)."""
         out = self.exec(node, f"ip -4 -o addr show to {self.vip}/32", timeout=30).stdout

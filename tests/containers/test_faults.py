@@ -79,12 +79,24 @@ def client(lab: Lab, max_seconds: float = 900) -> Poller:
 
 
 def healthy(lab: Lab) -> str:
-    """Wait (bounded) until the cluster is settled as every node sees it; the VIP's node."""
+    """Wait (bounded) until the cluster is settled as every node sees it and every node has
+    published the same, non-zero backend health; the VIP's node. A node just back publishes what
+    its fresh HAProxy sees (no master checked UP yet: 0) and its real count only after
+    backendHealthHoldSeconds: a test started in between measures placement by that count."""
     for node in lab.nodes:
         wait_until(f"cluster settled as {node} sees it", lambda node=node: lab.settled(node), timeout=REJOIN_BOUND_S, interval=1)
+    ask = next(iter(lab.nodes))
+    wait_until("every node's backend health published and equal", lambda: same_health(lab.health_counts(ask), lab),
+               timeout=REJOIN_BOUND_S, interval=1)
     holder = vip_with_running_haproxy(lab.crm_status(next(iter(lab.nodes))))
     assert lab.vip_holders() == [holder]
     return holder
+
+
+def same_health(counts: dict[str, int], lab: Lab) -> bool:
+    """Every node's backend health published, equal and non-zero."""
+    values = {counts.get(node, 0) for node in lab.nodes}
+    return len(values) == 1 and min(values) > 0
 
 
 def dc_of(lab: Lab, ask: str) -> str:
