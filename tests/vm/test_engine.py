@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 
-from labclient import LINGER_S, Lab, Poller, wait_until
+from labclient import Lab, Poller, wait_until
 from pulumirun import INTERRUPT_GRACE_S
 from tests.conftest import PROJECT, load_stack_file
 from tests.labtier import check_vip_serves_through_haproxy
@@ -159,45 +159,62 @@ def test_changing_a_master_runs_only_the_haproxy_steps_and_drops_nothing(lab, fi
     pulumi(lab, "preview", "--expect-no-changes", timeout=300)
 
 
-def test_a_change_cloud_init_applies_rebuilds_that_vm_with_the_vip_serving(lab, figure):
-    """A new MAC for the node that holds the VIP is applied by cloud-init (the node's network
-    is matched by MAC), so that node alone is rebuilt on a fresh disk, drained of the VIP first
-    (make-before-break): a client polling throughout sees at most one failover's outage
-    (expected: none), and the other node is left running as it was. (One node, not both: the
-    same Commands and drain run for each node a change rebuilds, one after the other.)"""
+def test_one_up_rebuilds_one_vm_and_redefines_the_other_with_the_vip_served(lab, figure):
+    """One `pulumi up`, both day-2 kinds of replacement, one node after the other, each drained
+    first. A new MAC for the node that holds the VIP is applied by cloud-init (the network is
+    matched by MAC), so that node is rebuilt on a fresh disk; a smaller vm.memoryMiB redefines
+    every domain, so the other node is redefined on its own disk (vm.vcpus does the same, at more
+    cost to an emulated host). Every join lifts its drain rule, fresh disk or not, so the second
+    node's drain can move the VIP back and no rule outlives the `up`. A client polling throughout
+    sees at most requests broken in flight as the VIP moved, never a refused one."""
     holder = settled_everywhere(lab)
     other = lab.other(holder)
     before = {n: node_identity(lab, n) for n in lab.nodes}
     index, mac = node_index_and_mac(holder)
     new_mac = mac[:-2] + f"{int(mac[-2:], 16) ^ 0x80:02x}"
+    memory = load_stack_file(str(PROJECT / "Pulumi.lab.yaml")).get("vm", {}).get("memoryMiB", 1024)
     pulumi(lab, "config", "set", "--path", f"hapx:nodes[{index}].mac", new_mac)
+    pulumi(lab, "config", "set", "--path", "hapx:vm.memoryMiB", str(memory - 64))
     changed = planned_changes(lab)
+    replaced = ("replace", "create-replacement")
     for part in ("domain", "disk", "cloudinit"):
-        assert any(op in changed.get(f"{holder}-{part}", set()) for op in ("replace", "create-replacement")), \
-            (holder, part, changed)
-        assert f"{other}-{part}" not in changed, (other, part, changed)
+        assert any(op in changed.get(f"{holder}-{part}", set()) for op in replaced), (holder, part, changed)
+    assert any(op in changed.get(f"{other}-domain", set()) for op in replaced), (other, changed)
+    assert f"{other}-disk" not in changed and f"{other}-cloudinit" not in changed, (other, changed)
     took, summary = up_under_load(lab)
-    outages = [o["outage_s"] for o in summary["outages"]]
-    # An outage in which a request was refused: the VIP was nowhere. The others are requests
-    # broken in flight while the VIP moved, make-before-break.
-    down = [o for o in summary["outages"] if o["refused"]]
-    figure(f"VM lab: {holder} (holding the VIP) rebuilt, its MAC changed, by `pulumi up` in {took:.0f} s: "
-           f"{summary['probes']} requests, {summary['refused']} refused, {summary['broken']} broken in flight; "
-           f"outages {outages} s, of which with refused requests {[o['outage_s'] for o in down]} s")
-    assert len(down) <= 1 and not summary["still_down"], json.dumps(summary)
-    rebuilt = Lab("vm")
-    after = {n: node_identity(rebuilt, n) for n in rebuilt.nodes}
+    refused = [o for o in summary["outages"] if o["refused"]]
+    figure(f"VM lab: {holder} (holding the VIP) rebuilt with a new MAC and {other} redefined on its disk "
+           f"(vm.memoryMiB) by one `pulumi up` in {took:.0f} s: {summary['probes']} requests, "
+           f"{summary['refused']} refused, {summary['broken']} broken in flight")
+    assert not refused and not summary["still_down"], json.dumps(summary)
+    lab = Lab("vm")  # the rebuilt node's new MAC, as the outputs now give it
+    after = {n: node_identity(lab, n) for n in lab.nodes}
     assert after[holder]["mac"] == new_mac and after[holder]["instance"] != before[holder]["instance"], after
-    assert after[other] == before[other], (before, after)  # not rebuilt, not even rebooted
-    settled_everywhere(rebuilt)
+    assert after[other]["instance"] == before[other]["instance"] and after[other]["boot"] != before[other]["boot"]
+    holder = settled_everywhere(lab)
+    rules = lab.exec(holder, "sudo cibadmin --query --scope constraints").stdout
+    assert "hapx-drain-" not in rules and "cli-ban-" not in rules, rules
     pulumi(lab, "preview", "--expect-no-changes", timeout=300)
 
 
-def test_hard_failover_and_rejoin(lab, figure):
+def domain_urn(lab: Lab, node: str) -> str:
+    """The URN of a node's libvirt domain in the lab stack's state."""
+    export = json.loads(pulumi(lab, "stack", "export", timeout=120).stdout)
+    return next(r["urn"] for r in export["deployment"]["resources"] if r["urn"].endswith(f"::{node}-domain"))
+
+
+def test_hard_failover_then_the_dead_vm_replaced_by_a_plain_up_replace(lab, figure):
+    """The VM that holds the VIP is powered off: the survivor serves it within a failover. The VM
+    an operator then replaces is dead: its drain runs on the survivor (which holds the VIP:
+    nothing to move), so `pulumi up --replace` of its domain just works: defined again on its
+    disk, it boots and rejoins, the VIP stays where it went (no fail-back), and a client polling
+    throughout the replacement sees not one failed request."""
     lab = Lab("vm")
     victim = settled_everywhere(lab)
     survivor = lab.other(victim)
-    # The outage is measured as the container tier measures it (1 s per request) ...
+    urn = domain_urn(lab, victim)
+    boot = node_identity(lab, victim)["boot"]
+    # The outage is measured as the container tier measures it (1 s per request).
     poller = Poller(lab, max_seconds=FAILOVER_BOUND_S + 120)
     try:
         poller.wait_for("ready", timeout=60)
@@ -210,80 +227,17 @@ def test_hard_failover_and_rejoin(lab, figure):
         summary = poller.stop()
     assert not summary["still_down"], json.dumps(summary)
     assert lab.vip_node(ask=survivor) == survivor and lab.holds_vip(survivor)
-    # ... and the rejoin with the VM tier's patient client: a booting VM takes CPU from the
-    # emulated survivor, which may answer slowly but must not drop a request.
-    poller = Poller(lab, connect_timeout=CLIENT_TIMEOUT_S, timeout=CLIENT_TIMEOUT_S,
-                    max_seconds=REJOIN_BOUND_S + 120)
-    try:
-        poller.wait_for("ready", timeout=60)
-        t_start = time.monotonic()
-        lab.start(victim)
-        wait_until(f"{victim} back with HAProxy", lambda: lab.settled(survivor), timeout=REJOIN_BOUND_S, interval=3)
-        rejoin = time.monotonic() - t_start
-        time.sleep(LINGER_S)  # a move of the VIP just after the rejoin still counts
-    finally:
-        summary = poller.stop()
-    figure(f"VM lab: {victim} destroyed, served from {survivor} after {up['t'] - t_kill:.2f} s "
-           f"(outage {up['outage_s']:.2f} s); rejoined in {rejoin:.0f} s, the VIP stayed on {survivor}")
-    # No fail-back (vipPlacement sticky): the VIP stays where it went, and not one request fails.
-    assert lab.vip_node(ask=victim) == survivor and lab.vip_holders() == [survivor], f"the VIP failed back to {victim}"
-    assert summary["failed"] == 0 and not summary["outages"], f"requests failed while {victim} rejoined: {summary}"
-
-
-def domain_urn(lab: Lab, node: str) -> str:
-    """The URN of a node's libvirt domain in the lab stack's state."""
-    export = json.loads(pulumi(lab, "stack", "export", timeout=120).stdout)
-    return next(r["urn"] for r in export["deployment"]["resources"] if r["urn"].endswith(f"::{node}-domain"))
-
-
-def test_a_powered_off_vm_is_replaced_by_a_plain_up_replace(lab, figure):
-    """The VM an operator replaces is usually dead. Its drain runs on the surviving peer (which
-    holds the VIP: nothing to move), so `pulumi up --replace` of the powered-off VM's domain just
-    works: the VM is defined again on its disk, boots and rejoins, and a client polling the VIP
-    throughout sees not one failed request."""
-    lab = Lab("vm")
-    holder = settled_everywhere(lab)
-    dead = lab.other(holder)
-    urn = domain_urn(lab, dead)
-    boot = node_identity(lab, dead)["boot"]
-    lab.kill(dead)
-    wait_until(f"{holder} sees {dead} gone", lambda: lab.crm_status(holder)["online"].get(dead) is False,
+    wait_until(f"{survivor} sees {victim} gone", lambda: lab.crm_status(survivor)["online"].get(victim) is False,
                timeout=FAILOVER_BOUND_S, interval=2)
+    # The replacement with the VM tier's patient client: a booting VM takes CPU from the
+    # emulated survivor, which may answer slowly but must not drop a request.
     took, summary = up_under_load(lab, "--replace", urn)
-    figure(f"VM lab: powered-off {dead} replaced by `pulumi up --replace` in {took:.0f} s: "
-           f"{summary['probes']} requests, {summary['failed']} failed")
+    figure(f"VM lab: {victim} powered off, served from {survivor} after {up['t'] - t_kill:.2f} s "
+           f"(outage {up['outage_s']:.2f} s); then replaced by `pulumi up --replace` in {took:.0f} s: "
+           f"{summary['probes']} requests, {summary['failed']} failed, the VIP stayed on {survivor}")
     assert summary["failed"] == 0 and not summary["outages"], json.dumps(summary)
-    assert settled_everywhere(lab) == holder
-    assert node_identity(lab, dead)["boot"] != boot
-    pulumi(lab, "preview", "--expect-no-changes", timeout=300)
-
-
-def test_redefining_both_vms_on_their_disks_keeps_the_vip_served(lab, figure):
-    """A change that redefines every VM but keeps its disk (vm.memoryMiB: a new domain, the same
-    disk; vm.vcpus does the same, at more cost to an emulated host): the nodes go one after the
-    other, each drained first; each join lifts its drain rule, so the second node's drain can
-    move the VIP to the first. A client polling throughout sees at most requests broken in
-    flight as the VIP moved, never a refused one."""
-    lab = Lab("vm")
-    settled_everywhere(lab)
-    before = {n: node_identity(lab, n) for n in lab.nodes}
-    memory = load_stack_file(str(PROJECT / "Pulumi.lab.yaml")).get("vm", {}).get("memoryMiB", 1024)
-    pulumi(lab, "config", "set", "--path", "hapx:vm.memoryMiB", str(memory - 64))
-    changed = planned_changes(lab)
-    for node in lab.nodes:
-        assert any(op in changed.get(f"{node}-domain", set()) for op in ("replace", "create-replacement")), changed
-        assert f"{node}-disk" not in changed, changed
-    took, summary = up_under_load(lab)
-    refused = [o for o in summary["outages"] if o["refused"]]
-    figure(f"VM lab: both VMs redefined on their disks (vm.memoryMiB) by `pulumi up` in {took:.0f} s: "
-           f"{summary['probes']} requests, {summary['refused']} refused, {summary['broken']} broken in flight")
-    assert not refused and not summary["still_down"], json.dumps(summary)
-    after = {n: node_identity(lab, n) for n in lab.nodes}
-    for node in lab.nodes:
-        assert after[node]["instance"] == before[node]["instance"] and after[node]["boot"] != before[node]["boot"]
-    holder = settled_everywhere(lab)
-    rules = lab.exec(holder, "sudo cibadmin --query --scope constraints").stdout
-    assert "hapx-drain-" not in rules and "cli-ban-" not in rules, rules
+    assert settled_everywhere(lab) == survivor, f"the VIP failed back to {victim}"
+    assert node_identity(lab, victim)["boot"] != boot
     pulumi(lab, "preview", "--expect-no-changes", timeout=300)
 
 
