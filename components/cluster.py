@@ -42,6 +42,8 @@ class HaproxyCluster(pulumi.ComponentResource):
     steps: dict[str, command.remote.Command]  # the bootstrap steps and the drains, by id
     network: Optional[libvirt.Network]
     base_volume: libvirt.Volume
+    # One attribute per stack output (hapx.outputs.OUTPUTS names them), typed for a program
+    # that uses the component.
     vip: pulumi.Output[str]
     node_ips: pulumi.Output[dict]
     backend_masters: pulumi.Output[list]
@@ -63,8 +65,6 @@ class HaproxyCluster(pulumi.ComponentResource):
         on_libvirt = pulumi.ResourceOptions(parent=self, providers=[self.provider])
 
         secrets = self._secrets(name, args)
-        self.ssh_private_key = secrets["ssh_private_key"]
-        self.stats_password = secrets["stats_password"]
 
         self.network = None
         network_id = None
@@ -102,30 +102,21 @@ class HaproxyCluster(pulumi.ComponentResource):
 
         self.nodes, self.steps = self._build(name, s, secrets, network_id, on_libvirt)
 
-        plain = outputs.plain_outputs(s)
-        self.vip = pulumi.Output.from_input(plain["vip"])
-        self.node_ips = pulumi.Output.from_input(plain["nodeIps"])
-        self.backend_masters = pulumi.Output.from_input(plain["backendMasters"])
-        self.api_endpoint = pulumi.Output.from_input(plain["apiEndpoint"])
-        self.stats_url = pulumi.Output.from_input(plain["statsUrl"])
-        self.metrics_urls = pulumi.Output.from_input(plain["metricsUrls"])
-        self.ssh_user = pulumi.Output.from_input(plain["sshUser"])
-        self.stats_user = pulumi.Output.from_input(plain["statsUser"])
-        self.node_host_keys = pulumi.Output.all(**secrets["host_public_keys"]).apply(
+        host_keys = pulumi.Output.all(**secrets["host_public_keys"]).apply(
             lambda keys_: {n: HostKey(private="", public=k).key for n, k in keys_.items()})
-        self.register_outputs({
-            "vip": self.vip,
-            "nodeIps": self.node_ips,
-            "backendMasters": self.backend_masters,
-            "apiEndpoint": self.api_endpoint,
-            "statsUrl": self.stats_url,
-            "metricsUrls": self.metrics_urls,
-            "statsUser": self.stats_user,
-            "sshUser": self.ssh_user,
-            "nodeHostKeys": self.node_host_keys,
-            "sshPrivateKey": self.ssh_private_key,
-            "statsPassword": self.stats_password,
-        })
+        values: dict[str, pulumi.Output] = {
+            **{k: pulumi.Output.from_input(v) for k, v in outputs.plain_outputs(s).items()},
+            "nodeHostKeys": host_keys,
+            "sshPrivateKey": secrets["ssh_private_key"],
+            "statsPassword": secrets["stats_password"],
+        }
+        for out in outputs.OUTPUTS:
+            setattr(self, out.attr, values[out.name])
+        self.register_outputs(values)
+
+    def stack_outputs(self) -> dict[str, pulumi.Output]:
+        """Every output (hapx.outputs.OUTPUTS) by its stack output name, for `pulumi.export`."""
+        return {out.name: getattr(self, out.attr) for out in outputs.OUTPUTS}
 
     def _secrets(self, name: str, args: HaproxyClusterArgs) -> dict:
         """Each secret from the stack config when given, else generated once for the stack."""

@@ -1,14 +1,51 @@
-"""The stack's outputs that follow from the settings alone: the program exports them, and the
-lab hands the same shape (with its own secrets) to the status command."""
+"""The stack's outputs, written once: their names, what they hold, which are secret. The
+component sets one attribute per output and registers them, the program exports them, the
+README's Outputs section names them (a unit test holds it to this list); the lab hands the
+settings-derived part (plain_outputs, with its own secrets) to the status command."""
 
 from __future__ import annotations
+
+import re
+from dataclasses import dataclass
 
 from hapx.rendering import metrics_urls
 from hapx.settings import Settings
 
 
+@dataclass(frozen=True)
+class StackOutput:
+    """One stack output: its name as `pulumi stack output` shows it, and what it holds."""
+
+    name: str
+    doc: str
+    secret: bool = False
+    # From the settings alone (plain_outputs), or from what the stack generates (keys, passwords).
+    from_settings: bool = True
+
+    @property
+    def attr(self) -> str:
+        """The HaproxyCluster attribute that holds it: the name in snake_case."""
+        return re.sub(r"(?<!^)(?=[A-Z])", "_", self.name).lower()
+
+
+OUTPUTS: tuple[StackOutput, ...] = (
+    StackOutput("vip", "the floating address"),
+    StackOutput("nodeIps", "name → address"),
+    StackOutput("backendMasters", "`name host:port` of each master"),
+    StackOutput("apiEndpoint", "`VIP:port` of the API frontend"),
+    StackOutput("statsUrl", "HAProxy's stats page through the VIP"),
+    StackOutput("metricsUrls", "name → the node's Prometheus metrics URL"),
+    StackOutput("statsUser", "the stats page's user"),
+    StackOutput("sshUser", "the nodes' admin user"),
+    StackOutput("nodeHostKeys", "name → the host key the Commands pin, for a `known_hosts` line `IP KEY`",
+                from_settings=False),
+    StackOutput("sshPrivateKey", "the nodes' admin key", secret=True, from_settings=False),
+    StackOutput("statsPassword", "the stats page's password", secret=True, from_settings=False),
+)
+
+
 def plain_outputs(settings: Settings) -> dict:
-    """Every output but the generated ones (nodeHostKeys, sshPrivateKey, statsPassword), by output name."""
+    """Every output that follows from the settings alone, by output name."""
     s = settings
     return {
         "vip": str(s.vip),

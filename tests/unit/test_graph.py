@@ -1,10 +1,12 @@
 """The resource graph of the real program under Pulumi mocks, for the dev stack and three nodes."""
 
 import copy
+import re
 
 import pulumi
 import pytest
 
+from tests.conftest import PROJECT
 from tests.unit.pulumi_harness import GraphMocks, run_program
 
 DOMAIN = "libvirt:index/domain:Domain"
@@ -328,3 +330,27 @@ def test_a_setting_under_a_misspelt_namespace_is_refused(dev_config):
 def test_a_local_base_image_must_exist(dev_config):
     cfg = dict(dev_config, baseImage="build/no-such-image.qcow2")
     assert "hapx:baseImage: 'build/no-such-image.qcow2' is not a readable file" in _refused(cfg)
+
+
+def test_the_outputs_are_the_ones_listed_once(dev_graph):
+    """The program exports exactly hapx.outputs.OUTPUTS, secret where the list says so, and the
+    component declares a typed attribute for each (a program using it reads them by name)."""
+    from components.cluster import HaproxyCluster
+    from hapx.outputs import OUTPUTS
+
+    assert set(dev_graph.outputs) == {o.name for o in OUTPUTS}
+    assert dev_graph.secret_outputs == {o.name for o in OUTPUTS if o.secret}
+    assert {o.attr for o in OUTPUTS} <= set(HaproxyCluster.__annotations__)
+
+
+def test_the_readme_names_every_output():
+    """The README's Outputs section names every output and marks the secret ones."""
+    from hapx.outputs import OUTPUTS
+
+    readme = (PROJECT / "README.md").read_text()
+    section = readme[readme.index("## Outputs"):]
+    section = section[:section.index("\n## ", 1)]
+    for out in OUTPUTS:
+        assert f"`{out.name}`" in section, out.name
+        if out.secret:
+            assert re.search(rf"`{out.name}`[^`]*secret", section), f"{out.name} is not marked secret"
