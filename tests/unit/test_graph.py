@@ -336,8 +336,11 @@ def test_the_outputs_are_the_ones_listed_once(dev_graph):
     """The program exports exactly hapx.outputs.OUTPUTS, secret where the list says so, and the
     component declares a typed attribute for each (a program using it reads them by name)."""
     from components.cluster import HaproxyCluster
-    from hapx.outputs import OUTPUTS
+    from hapx.outputs import OUTPUTS, plain_outputs
+    from hapx.settings import load_stack_file, settings_from_dict
 
+    settings = settings_from_dict(load_stack_file(str(PROJECT / "Pulumi.dev.yaml")))
+    assert set(plain_outputs(settings)) == {o.name for o in OUTPUTS if o.from_settings}
     assert set(dev_graph.outputs) == {o.name for o in OUTPUTS}
     assert dev_graph.secret_outputs == {o.name for o in OUTPUTS if o.secret}
     assert {o.attr for o in OUTPUTS} <= set(HaproxyCluster.__annotations__)
