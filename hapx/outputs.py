@@ -3,8 +3,8 @@ lab hands the same shape (with its own secrets) to the status command."""
 
 from __future__ import annotations
 
+from hapx.model import Settings
 from hapx.rendering import metrics_urls
-from hapx.settings import Settings
 
 
 def plain_outputs(settings: Settings) -> dict:

@@ -20,7 +20,8 @@ from typing import Optional
 from urllib.parse import urlsplit
 
 from hapx import stackfile
-from hapx.settings import Settings, SettingsError, settings_from_dict
+from hapx.model import Settings, SettingsError
+from hapx.settings import settings_from_dict
 from hapx.spec import NAMESPACE
 
 PROJECT = Path(__file__).resolve().parent.parent

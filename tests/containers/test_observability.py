@@ -16,7 +16,8 @@ import pytest
 
 from hapx import rendering
 from hapx.outputs import plain_outputs
-from hapx.settings import load_stack_file, settings_from_dict
+from hapx.settings import settings_from_dict
+from hapx.stackfile import load_stack_file
 from labclient import wait_until
 from tests.conftest import PROJECT
 

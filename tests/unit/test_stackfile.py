@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from hapx import spec, stackfile
-from hapx.settings import GivenSecret
+from hapx.model import GivenSecret
 from tests.conftest import PROJECT
 
 

@@ -12,9 +12,10 @@ import pytest
 
 from hapx import bootstrap
 from hapx.bootstrap import Step
+from hapx.model import Node, Settings
 from hapx.render import render_all, sample_secrets
 from hapx.rendering import SecretValues
-from hapx.settings import Node, Settings, settings_from_dict
+from hapx.settings import settings_from_dict
 from tests.validate import harness
 from tests.validate.variants import VARIANTS
 
