@@ -59,7 +59,7 @@ def active_servers(lab, outputs: dict, node: str) -> int | None:
 
 def status(lab, outputs_file: str):
     """The status command, as an operator runs it, inside the lab's namespace."""
-    return lab.client("env", f"PYTHONPATH={PROJECT}", sys.executable, "-m", "hapx.status", "--outputs", outputs_file,
+    return lab.client("env", f"PYTHONPATH={PROJECT}", sys.executable, "-m", "hapx.cli.status", "--outputs", outputs_file,
                       timeout=120)
 
 

@@ -1,6 +1,7 @@
 """The layers hold: hapx/'s modules import one another without a circle, and never reach up to components/."""
 
 import ast
+import sys
 from pathlib import Path
 
 from tests.conftest import PROJECT
@@ -88,3 +89,23 @@ def test_hapx_imports_nothing_from_components():
     upward = {module_name(p): sorted(m for m in imported(p, module_name(p), modules) if m.split(".")[0] == "components")
               for p in sorted(HAPX.rglob("*.py"))}
     assert {name: found for name, found in upward.items() if found} == {}
+
+
+def test_only_commands_import_commands():
+    """hapx/cli/ holds the entry points: the library and the Pulumi layer never import them."""
+    paths = sorted([*HAPX.rglob("*.py"), *(PROJECT / "components").rglob("*.py"), PROJECT / "__main__.py"])
+    modules = {module_name(p) for p in paths}
+    callers = {module_name(p): sorted(m for m in imported(p, module_name(p), modules) if m.startswith("hapx.cli"))
+               for p in paths if not module_name(p).startswith("hapx.cli")}
+    assert {name: found for name, found in callers.items() if found} == {}
+
+
+def test_on_node_scripts_use_the_standard_library_only_and_nobody_imports_them():
+    """hapx/on_node/ runs under the nodes' python3, shipped as text: no hapx, no third-party package."""
+    scripts = sorted((HAPX / "on_node").glob("*.py"))
+    assert [p.name for p in scripts] == ["__init__.py", "status_report.py"]
+    for path in scripts:
+        outside = {m for m in imported(path, module_name(path), set()) if m.split(".")[0] not in sys.stdlib_module_names}
+        assert outside == set(), f"{path.name} imports {sorted(outside)}"
+    graph = hapx_graph()
+    assert sorted(m for m, deps in graph.items() if any(d.startswith("hapx.on_node") for d in deps)) == []
