@@ -69,6 +69,7 @@ class Reader:
 
 
 def kind_of(value: Any) -> str:
+    """What a raw value is, in words ("a list"), for a message."""
     return {bool: "a boolean", int: "a number", float: "a number", list: "a list", dict: "an object",
             str: "a string"}.get(type(value), type(value).__name__)
 
@@ -108,6 +109,7 @@ def _check_choice(r: Reader, s: Setting, value: Any, label: str) -> Optional[str
 
 
 def check_ipv4(r: Reader, s: Optional[Setting], value: Any, label: str) -> Optional[ipaddress.IPv4Address]:
+    """value as an IPv4 address, or None after reporting it at label."""
     try:
         if not isinstance(value, str):
             raise ValueError
