@@ -25,15 +25,15 @@ destroy: ## `pulumi destroy` of STACK
 
 render: ## write every artifact for STACK into OUT, without the engine (test secrets)
 	scripts/install-deps
-	.venv/bin/python -m hapx.render --stack $(STACK) --out $(OUT)
+	.venv/bin/python -m hapx.cli.render --stack $(STACK) --out $(OUT)
 
 status: ## one screen of STACK's pair (nodes, VIP, HAProxy, masters per node); exits 1 when degraded
 	@scripts/install-deps
-	.venv/bin/python -m hapx.status --stack $(STACK)
+	.venv/bin/python -m hapx.cli.status --stack $(STACK)
 
 check: ## validate STACK's configuration
 	scripts/install-deps
-	.venv/bin/python -m hapx.render --stack $(STACK) --check
+	.venv/bin/python -m hapx.cli.render --stack $(STACK) --check
 
 lint: ## ruff and mypy, as pyproject.toml configures them (`make test` runs this first)
 	scripts/lint

@@ -13,8 +13,8 @@ import pulumi_libvirt as libvirt
 from components.node import HaproxyNode, HaproxyNodeArgs
 from components.secrets import RandomSecret, SshKeyPair
 from hapx import bootstrap, keys, outputs, rendering
+from hapx.model import Node, Settings
 from hapx.rendering import HostKey, SecretValues
-from hapx.settings import Node, Settings
 
 # pulumi-command gives up after dial_error_limit failed dials; its default (10) is about
 # 7.5 s. 60 is about four minutes of backoff: enough for a VM that is still booting.

@@ -14,7 +14,8 @@ import pulumi
 from pulumi.runtime import config as runtime_config
 
 from hapx import spec
-from hapx.settings import GivenSecret, Settings, SettingsError, local_problems, settings_from_dict
+from hapx.model import GivenSecret, Settings, SettingsError
+from hapx.settings import local_problems, settings_from_dict
 
 _SECRET_ARGS = {"sshPrivateKey": "ssh_private_key", "corosyncAuthkey": "corosync_authkey",
                 "statsPassword": "stats_password"}

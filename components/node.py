@@ -11,7 +11,7 @@ import pulumi
 import pulumi_libvirt as libvirt
 
 from hapx import rendering
-from hapx.settings import Node, Settings
+from hapx.model import Node, Settings
 
 GIB = 1024**3
 

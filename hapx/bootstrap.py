@@ -9,8 +9,8 @@ from typing import Optional
 
 from hapx import rendering
 from hapx.crm import DRAIN_SCORE
+from hapx.model import Node, Settings
 from hapx.rendering import SecretValues
-from hapx.settings import Node, Settings
 
 # Bounds for the waits inside the steps (seconds). cloud-init may install packages from a
 # mirror on first boot; software-emulated VMs are slow.

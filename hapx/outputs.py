@@ -8,8 +8,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from hapx.model import Settings
 from hapx.rendering import metrics_urls
-from hapx.settings import Settings
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 import jinja2
 
 from hapx.crm import CRM as CRM  # part of this module's interface (bootstrap, tests)
-from hapx.settings import Node, Settings
+from hapx.model import Node, Settings
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 AGENTS = TEMPLATES.parent / "agents"

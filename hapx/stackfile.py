@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from hapx.settings import GivenSecret
+from hapx.model import GivenSecret
 from hapx.spec import NAMESPACE, SECRET_KEYS
 
 
@@ -104,3 +104,8 @@ def read(path: str) -> StackFile:
     """The settings in the stack file at path."""
     with open(path, "rb") as fh:
         return parse(fh.read(), path.rsplit("/", 1)[-1])
+
+
+def load_stack_file(path: str) -> dict[str, Any]:
+    """Read a Pulumi.<stack>.yaml and return its `hapx:` config without the namespace prefix."""
+    return read(path).hapx

@@ -140,7 +140,7 @@ def render_stack(out: Path, default_timers: bool = False) -> None:
     python = PROJECT / ".venv" / "bin" / "python"
     if not python.exists():
         raise LabError(f"{python} is missing (make venv, or scripts/install-deps)")
-    command = [str(python), "-m", "hapx.render", "--stack", STACK, "--out", str(out)]
+    command = [str(python), "-m", "hapx.cli.render", "--stack", STACK, "--out", str(out)]
     if default_timers:
         config = out.parent / f"Pulumi.{STACK}-default-timers.yaml"
         run([str(python), "-c", DROP_TIMERS, str(PROJECT / f"Pulumi.{STACK}.yaml"), str(config)], timeout=60)
@@ -502,7 +502,7 @@ def up(keep_on_failure: bool = False, render: str | None = None, default_timers:
         logs().mkdir(parents=True, exist_ok=True)
         if given is None:
             render_stack(DIR / "render", default_timers)
-            timings["render (hapx.render --stack containers)"] = round(time.monotonic() - t0, 1)
+            timings["render (hapx.cli.render --stack containers)"] = round(time.monotonic() - t0, 1)
             rdir = DIR / "render"
         else:
             rdir = adopt_render(given / "render")
@@ -633,7 +633,7 @@ def steps(state: dict, render: str | None = None) -> None:
         if problems:
             raise LabError(f"{render} is not a render of the running lab's nodes ("
                            + "; ".join(problems) + "): render it with "
-                           f"`python -m hapx.render --stack ... --out DIR --secrets-from {lab['render']}`")
+                           f"`python -m hapx.cli.render --stack ... --out DIR --secrets-from {lab['render']}`")
         rdir = adopt_render(new)
         state["lab"] = facts(plan, rdir)
         for name, address in state["lab"]["dns_hosts"].items():

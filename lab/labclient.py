@@ -22,7 +22,7 @@ PROJECT = LAB_DIR.parent
 LABCTL = LAB_DIR / "labctl"
 PROBE = LAB_DIR / "probe.py"
 BUILD = PROJECT / "build" / "lab"
-VENV_PYTHON = PROJECT / ".venv" / "bin" / "python"  # hapx.render needs the project's requirements
+VENV_PYTHON = PROJECT / ".venv" / "bin" / "python"  # hapx.cli.render needs the project's requirements
 STEPS_TIMEOUT_S = 900  # the plan's steps applied to a running lab (`labctl steps --render`)
 LINGER_S = 2.0         # the client keeps polling this long after the steps: a late blip still counts
 if str(PROJECT) not in sys.path:
@@ -283,9 +283,9 @@ class Poller:
 
 
 def render_with_secrets(lab: Lab, stack: str, stack_file: Path, out: Path) -> Path:
-    """stack_file rendered as `stack` into out with the running lab's secrets (`hapx.render
+    """stack_file rendered as `stack` into out with the running lab's secrets (`hapx.cli.render
     --secrets-from`), ready for `labctl steps --render`."""
-    subprocess.run([str(VENV_PYTHON), "-m", "hapx.render", "--stack", stack, "--config", str(stack_file),
+    subprocess.run([str(VENV_PYTHON), "-m", "hapx.cli.render", "--stack", stack, "--config", str(stack_file),
                     "--out", str(out), "--secrets-from", str(lab.render)], cwd=PROJECT, check=True, timeout=120)
     return out
 

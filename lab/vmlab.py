@@ -228,9 +228,9 @@ def pulumi(state: dict, *args: str, timeout: float = 600, check: bool = True, ec
 
 
 def preflight(state: dict) -> None:
-    """The host check `make up` runs before Pulumi (hapx.preflight), here on the lab's libvirtd:
+    """The host check `make up` runs before Pulumi (hapx.cli.preflight), here on the lab's libvirtd:
     the lab stands in for an operator's host, so it must pass the same check."""
-    argv = [str(PROJECT / ".venv" / "bin" / "python"), "-m", "hapx.preflight", "--stack", STACK,
+    argv = [str(PROJECT / ".venv" / "bin" / "python"), "-m", "hapx.cli.preflight", "--stack", STACK,
             "--config", str(stack_file())]
     res = run(in_libvirtd(state, argv, cwd=PROJECT), timeout=120, check=False)
     if res.returncode != 0:

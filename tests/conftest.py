@@ -10,7 +10,7 @@ PROJECT = Path(__file__).resolve().parent.parent
 if str(PROJECT) not in sys.path:
     sys.path.insert(0, str(PROJECT))
 
-from hapx.settings import load_stack_file  # noqa: E402
+from hapx.stackfile import load_stack_file  # noqa: E402
 
 TIERS = ("unit", "validate", "containers", "vm")
 # Figures the lab tiers measured, printed in pytest's summary (they are not pass/fail bounds).

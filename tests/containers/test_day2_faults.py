@@ -2,7 +2,7 @@
 the joins that follow, corosync restarts and key rotations, and the configure step, each met
 with what production brings (a peer dead or in standby, a run cut off half-way, an operator's
 own objects in the CIB). Each test runs the plan's own steps (from a render of the running lab,
-`hapx.render --secrets-from`) on the nodes as Pulumi would, injects the fault, and asserts what
+`hapx.cli.render --secrets-from`) on the nodes as Pulumi would, injects the fault, and asserts what
 a client polling the VIP every 50 ms sees, and that the cluster is whole afterwards.
 
     drain, nothing can take the VIP   the other node in standby: the drain refuses (non-zero,

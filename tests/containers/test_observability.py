@@ -16,7 +16,8 @@ import pytest
 
 from hapx import rendering
 from hapx.outputs import plain_outputs
-from hapx.settings import load_stack_file, settings_from_dict
+from hapx.settings import settings_from_dict
+from hapx.stackfile import load_stack_file
 from labclient import wait_until
 from tests.conftest import PROJECT
 
@@ -58,7 +59,7 @@ def active_servers(lab, outputs: dict, node: str) -> int | None:
 
 def status(lab, outputs_file: str):
     """The status command, as an operator runs it, inside the lab's namespace."""
-    return lab.client("env", f"PYTHONPATH={PROJECT}", sys.executable, "-m", "hapx.status", "--outputs", outputs_file,
+    return lab.client("env", f"PYTHONPATH={PROJECT}", sys.executable, "-m", "hapx.cli.status", "--outputs", outputs_file,
                       timeout=120)
 
 

@@ -21,7 +21,7 @@ DNS_HOSTS = [{"name": "kube-mast01", "address": "192.168.4.101"}, {"name": "kube
 
 @pytest.fixture(scope="module")
 def dev_graph():
-    from hapx.settings import load_stack_file
+    from hapx.stackfile import load_stack_file
     from tests.conftest import PROJECT
 
     return run_program(load_stack_file(str(PROJECT / "Pulumi.dev.yaml")))
@@ -29,7 +29,7 @@ def dev_graph():
 
 @pytest.fixture(scope="module")
 def three_graph():
-    from hapx.settings import load_stack_file
+    from hapx.stackfile import load_stack_file
     from tests.conftest import PROJECT
 
     cfg = load_stack_file(str(PROJECT / "Pulumi.dev.yaml"))
@@ -97,7 +97,7 @@ def test_the_created_network_serves_the_dns_hosts(dev_graph, three_graph):
 
 
 def test_an_existing_network_is_used_by_name():
-    from hapx.settings import load_stack_file
+    from hapx.stackfile import load_stack_file
     from tests.conftest import PROJECT
 
     cfg = load_stack_file(str(PROJECT / "Pulumi.dev.yaml"))
@@ -110,7 +110,8 @@ def test_an_existing_network_is_used_by_name():
 
 def test_commands_run_in_the_plans_order(three_graph):
     from hapx import bootstrap
-    from hapx.settings import load_stack_file, settings_from_dict
+    from hapx.settings import settings_from_dict
+    from hapx.stackfile import load_stack_file
     from tests.conftest import PROJECT
 
     g = three_graph
@@ -191,7 +192,8 @@ def test_drains_act_only_when_their_node_is_replaced(dev_graph):
     a peer, so a dead VM can be replaced; deleted with the provider, so `pulumi destroy` never
     runs it."""
     from hapx import bootstrap
-    from hapx.settings import load_stack_file, settings_from_dict
+    from hapx.settings import settings_from_dict
+    from hapx.stackfile import load_stack_file
     from tests.conftest import PROJECT
 
     settings = settings_from_dict(load_stack_file(str(PROJECT / "Pulumi.dev.yaml")))
@@ -337,7 +339,8 @@ def test_the_outputs_are_the_ones_listed_once(dev_graph):
     component declares a typed attribute for each (a program using it reads them by name)."""
     from components.cluster import HaproxyCluster
     from hapx.outputs import OUTPUTS, plain_outputs
-    from hapx.settings import load_stack_file, settings_from_dict
+    from hapx.settings import settings_from_dict
+    from hapx.stackfile import load_stack_file
 
     settings = settings_from_dict(load_stack_file(str(PROJECT / "Pulumi.dev.yaml")))
     assert set(plain_outputs(settings)) == {o.name for o in OUTPUTS if o.from_settings}

@@ -1,4 +1,4 @@
-"""The host preflight (hapx.preflight) against a fake `virsh` on PATH: each thing `up` needs of
+"""The host preflight (hapx.cli.preflight) against a fake `virsh` on PATH: each thing `up` needs of
 the host that is missing gives one message naming its setting, all at once."""
 
 import copy
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from hapx import preflight
+from hapx.cli import preflight
 from hapx.settings import settings_from_dict
 
 CONNECT_FAILED = ("error: failed to connect to the hypervisor\n"
@@ -186,8 +186,8 @@ def test_the_command_lists_the_problems_and_exits_non_zero(tmp_path, dev_config)
     stack.write_text("config:\n  hapx:vip: 192.168.4.20\n  hapx:network: {mode: existing, name: lan, cidr: 192.168.4.0/24}\n"
                      "  hapx:nodes: [{name: a, ip: 192.168.4.21}, {name: b, ip: 192.168.4.22}]\n"
                      "  hapx:masters: [{name: m1, address: 10.0.0.1}]\n")
-    done = subprocess.run([sys.executable, "-m", "hapx.preflight", "--stack", "t", "--config", str(stack)],
-                          cwd=Path(preflight.__file__).parent.parent, capture_output=True, text=True, timeout=60,
+    done = subprocess.run([sys.executable, "-m", "hapx.cli.preflight", "--stack", "t", "--config", str(stack)],
+                          cwd=Path(preflight.__file__).parents[2], capture_output=True, text=True, timeout=60,
                           env=dict(os.environ, PATH=str(bin_dir)))
     assert (done.returncode, done.stdout, done.stderr) == (1, "", (
         "hapx.preflight: this host is not ready for `pulumi up` of stack t (1 problem(s)):\n"

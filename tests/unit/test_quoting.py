@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from hapx import rendering
-from hapx.render import sample_secrets
+from hapx.cli.render import sample_secrets
 from hapx.settings import settings_from_dict
 
 # Strings a YAML 1.1 or 1.2 reader would take for something else, or that break a plain scalar.

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from hapx import render
+from hapx.cli import render
 
 PROJECT = Path(__file__).resolve().parents[2]
 SECRET_FILES = ("secrets/corosync-authkey.b64", "secrets/stats-password", "secrets/id_ed25519",

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from hapx import bootstrap, rendering
-from hapx.render import sample_secrets as make_secrets
+from hapx.cli.render import sample_secrets as make_secrets
 from hapx.settings import settings_from_dict
 
 

@@ -5,15 +5,9 @@ import re
 
 import pytest
 
-from hapx.settings import (
-    GivenSecret,
-    SettingsError,
-    default_knet_ping_timers,
-    default_mac,
-    default_nodeid,
-    min_knet_ping_timeout_ms,
-    settings_from_dict,
-)
+from hapx.model import GivenSecret, SettingsError, default_mac, default_nodeid
+from hapx.settings import settings_from_dict
+from hapx.timers import default_knet_ping_timers, min_knet_ping_timeout_ms
 
 
 def problems(cfg: dict) -> list[str]:
@@ -480,7 +474,7 @@ def test_every_address_setting_names_its_rules():
 
 @pytest.mark.parametrize("stack", ["dev", "lab", "containers"])
 def test_the_repo_stacks_load(stack):
-    from hapx.settings import load_stack_file
+    from hapx.stackfile import load_stack_file
     from tests.conftest import PROJECT
 
     settings_from_dict(load_stack_file(str(PROJECT / f"Pulumi.{stack}.yaml")))

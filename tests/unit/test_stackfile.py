@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from hapx import spec, stackfile
-from hapx.settings import GivenSecret
+from hapx.model import GivenSecret
 from tests.conftest import PROJECT
 
 
@@ -66,7 +66,7 @@ def test_a_broken_stack_file_is_one_clear_message(text, message):
 def test_check_prints_the_message_and_exits_non_zero(tmp_path, text, message):
     stack = tmp_path / "Pulumi.t.yaml"
     stack.write_text(text)
-    done = subprocess.run([sys.executable, "-m", "hapx.render", "--stack", "t", "--config", str(stack), "--check"],
+    done = subprocess.run([sys.executable, "-m", "hapx.cli.render", "--stack", "t", "--config", str(stack), "--check"],
                           cwd=PROJECT, capture_output=True, text=True, timeout=60)
     assert (done.returncode, done.stdout, done.stderr) == (2, "", message)
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from hapx import status
-from hapx.status import NodeReport
+from hapx.cli import status
+from hapx.cli.status import NodeReport
 
 OUTPUTS = {
     "vip": "10.99.4.20",

@@ -12,9 +12,10 @@ import pytest
 
 from hapx import bootstrap
 from hapx.bootstrap import Step
-from hapx.render import render_all, sample_secrets
+from hapx.cli.render import render_all, sample_secrets
+from hapx.model import Node, Settings
 from hapx.rendering import SecretValues
-from hapx.settings import Node, Settings, settings_from_dict
+from hapx.settings import settings_from_dict
 from tests.validate import harness
 from tests.validate.variants import VARIANTS
 
@@ -47,7 +48,7 @@ def no_namespace_left_behind():
 
 @dataclass(frozen=True)
 class RenderedStack:
-    """One stack rendered by hapx.render.render_all into a temporary directory."""
+    """One stack rendered by hapx.cli.render.render_all into a temporary directory."""
 
     name: str
     settings: Settings

@@ -23,8 +23,9 @@ from typing import Any
 import yaml
 
 from hapx import keys, rendering
-from hapx.render import render_all, sample_secrets
-from hapx.settings import Settings, SettingsError, settings_from_dict
+from hapx.cli.render import render_all, sample_secrets
+from hapx.model import Settings, SettingsError
+from hapx.settings import settings_from_dict
 from tests.validate import harness
 from tests.validate.harness import CheckFailed, NetworkExpectation
 from tests.validate.variants import dev

@@ -9,7 +9,7 @@ from tests.validate.harness import CheckFailed
 
 
 def test_step_files_pass_bash_n_and_shellcheck(stack):
-    """steps/NN-<id>.sh as written by hapx.render (shebang + the step's script)."""
+    """steps/NN-<id>.sh as written by hapx.cli.render (shebang + the step's script)."""
     files = stack.step_files()
     assert len(files) == len(stack.steps) and all(f.is_file() for f in files)
     for path in files:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 
-from hapx.settings import load_stack_file
+from hapx.stackfile import load_stack_file
 from tests.conftest import PROJECT
 
 

@@ -103,7 +103,8 @@ def test_up_from_nothing_serves_the_vip(lab, figure):
 def test_nodes_resolve_the_created_networks_dns_hosts(lab):
     """cloud-init gave the VMs the stack's DNS server and search domain, and the libvirt network
     the stack created serves its network.dnsHosts, by bare name through the search domain."""
-    from hapx.settings import load_stack_file, settings_from_dict
+    from hapx.settings import settings_from_dict
+    from hapx.stackfile import load_stack_file
     from tests.conftest import PROJECT
 
     network = settings_from_dict(load_stack_file(str(PROJECT / "Pulumi.lab.yaml"))).network

@@ -1,6 +1,6 @@
 """Run on a node (as root, sent over SSH on stdin) by the status command: what the node sees.
 
-Usage: sudo python3 - ADMIN_SOCKET < status_probe.py
+Usage: sudo python3 - ADMIN_SOCKET < status_report.py
 Prints one JSON object: crm_mon's XML and exit code, and HAProxy's `show stat` CSV read from
 its admin socket (or why it could not be read). Standard library only: the nodes' python3.
 """

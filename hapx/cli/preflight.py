@@ -1,6 +1,6 @@
 """What `pulumi up` needs of the host, checked before Pulumi starts: one clear message each.
 
-Usage: python -m hapx.preflight --stack dev [--config FILE]
+Usage: python -m hapx.cli.preflight --stack dev [--config FILE]
 
 Without it a host that is not ready (no libvirtd, no storage pool, no mkisofs) surfaces as
 Python tracebacks from the program with the cause at the bottom, after Pulumi has started.
@@ -20,10 +20,11 @@ from typing import Optional
 from urllib.parse import urlsplit
 
 from hapx import stackfile
-from hapx.settings import Settings, SettingsError, settings_from_dict
+from hapx.model import Settings, SettingsError
+from hapx.settings import settings_from_dict
 from hapx.spec import NAMESPACE
 
-PROJECT = Path(__file__).resolve().parent.parent
+PROJECT = Path(__file__).resolve().parents[2]
 # A libvirtd that answers at all answers within a second; an ssh URI may have to dial first.
 VIRSH_TIMEOUT_S = 20
 # libvirt starts dnsmasq from this path for every network it creates with DNS (Debian: dnsmasq-base).
@@ -121,7 +122,7 @@ def host_problems(settings: Settings, dnsmasq: str = DNSMASQ) -> tuple[list[str]
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point: exit 0 when the host is ready, 1 with every problem when not."""
-    parser = argparse.ArgumentParser(prog="python -m hapx.preflight", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m hapx.cli.preflight", description=__doc__.splitlines()[0])
     parser.add_argument("--stack", required=True, help="stack name: reads Pulumi.<stack>.yaml")
     parser.add_argument("--config", type=Path, help="stack file to read instead of Pulumi.<stack>.yaml")
     args = parser.parse_args(argv)

@@ -1,11 +1,11 @@
 """The pair at a glance, and a health check: exit 0 when healthy, 1 when degraded.
 
-Usage: python -m hapx.status --stack dev          (the stack's outputs, through the engine)
-       python -m hapx.status --outputs FILE.json  (the same outputs, saved as JSON)
+Usage: python -m hapx.cli.status --stack dev          (the stack's outputs, through the engine)
+       python -m hapx.cli.status --outputs FILE.json  (the same outputs, saved as JSON)
 
 Reads the stack's outputs (`pulumi stack output --json --show-secrets`), asks every node over
 SSH, with the stack's key and each node's pinned host key, what it sees (crm_mon's XML and
-HAProxy's admin socket: hapx/status_probe.py) and prints one screen: each node's cluster
+HAProxy's admin socket: hapx/on_node/status_report.py) and prints one screen: each node's cluster
 state, which node holds the VIP, each node's HAProxy, each master UP or DOWN as each node's
 HAProxy sees it, quorum and failed actions. No secret is ever printed.
 """
@@ -30,8 +30,9 @@ from typing import Optional
 from hapx.crm import CRM
 from hapx.rendering import ADMIN_SOCKET, BACKEND
 
-PROJECT = Path(__file__).resolve().parent.parent
-PROBE = Path(__file__).resolve().parent / "status_probe.py"
+PROJECT = Path(__file__).resolve().parents[2]
+# Sent to each node over SSH and run there by its python3.
+ON_NODE_REPORT = Path(__file__).resolve().parents[1] / "on_node" / "status_report.py"
 SSH_CONNECT_S = 5
 SSH_TIMEOUT_S = 40
 HEALTHY, DEGRADED, UNKNOWN = 0, 1, 2
@@ -192,7 +193,7 @@ def format_screen(outputs: Mapping, reports: Sequence[NodeReport], verdict: Verd
 
 
 def report_from(name: str, address: str, answer: dict) -> NodeReport:
-    """A node's report from what status_probe.py printed."""
+    """A node's report from what on_node/status_report.py printed."""
     view, errors = None, []
     if answer.get("crm_mon"):
         try:
@@ -208,14 +209,15 @@ def report_from(name: str, address: str, answer: dict) -> NodeReport:
 
 
 def ask_node(outputs: Mapping, name: str, key_file: str, known_hosts: str) -> NodeReport:
-    """Run status_probe.py on one node over SSH, pinned to its host key."""
+    """Run on_node/status_report.py on one node over SSH, pinned to its host key."""
     address = outputs["nodeIps"][name]
     argv = ["ssh", "-F", "/dev/null", "-i", key_file, "-o", f"UserKnownHostsFile={known_hosts}",
             "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
             "-o", f"ConnectTimeout={SSH_CONNECT_S}", "-o", "LogLevel=ERROR",
             f"{outputs['sshUser']}@{address}", "--", f"sudo python3 - {ADMIN_SOCKET}"]
     try:
-        res = subprocess.run(argv, input=PROBE.read_text(), capture_output=True, text=True, timeout=SSH_TIMEOUT_S)
+        res = subprocess.run(argv, input=ON_NODE_REPORT.read_text(), capture_output=True, text=True,
+                             timeout=SSH_TIMEOUT_S)
     except subprocess.TimeoutExpired:
         return NodeReport(name, address, error=f"no answer over SSH within {SSH_TIMEOUT_S}s")
     if res.returncode != 0:
@@ -259,7 +261,7 @@ def stack_outputs(stack: str, project: Path = PROJECT) -> dict:
 
 def main(argv: Optional[list[str]] = None) -> int:
     """Print the pair's status; exit 0 healthy, 1 degraded, 2 when the outputs cannot be read."""
-    parser = argparse.ArgumentParser(prog="python -m hapx.status", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m hapx.cli.status", description=__doc__.splitlines()[0])
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--stack", help="read the outputs of this stack (pulumi stack output)")
     source.add_argument("--outputs", type=Path, help="read the outputs from this JSON file")
