@@ -18,7 +18,7 @@ a client polling the VIP every 50 ms sees, and that the cluster is whole afterwa
     operator's objects                a resource and a constraint hapx does not own survive
                                       the configure step
     both down, one lost for good      the survivor boots without quorum (wait_for_all); the
-                                      README's command lets it serve alone
+                                      documented command lets it serve alone
 """
 
 from __future__ import annotations
@@ -392,7 +392,7 @@ def test_configure_keeps_objects_hapx_does_not_own(lab, tmp_path):
 
 def test_both_down_and_one_lost_for_good_the_survivor_serves_after_the_readmes_unblock(lab, figure):
     """Both nodes lose power and one never comes back: the other boots alone and, with
-    wait_for_all, waits for its peer without quorum, so nothing serves. The README's command,
+    wait_for_all, waits for its peer without quorum, so nothing serves. The command docs/day2.md gives,
     run on the survivor, tells votequorum to stop waiting: it becomes quorate and serves the VIP
     alone. When the lost node does come back, it rejoins (no split brain: alone, it would wait)."""
     assert UNBLOCK in (PROJECT / "docs" / "day2.md").read_text(), "docs/day2.md no longer gives this way out"
