@@ -1,7 +1,8 @@
 """The stack's outputs, written once: their names, what they hold, which are secret. The
-component sets one attribute per output and registers them, the program exports them, the
-README's Outputs section names them (a unit test holds it to this list); the lab hands the
-settings-derived part (plain_outputs, with its own secrets) to the status command."""
+component sets one attribute per output and registers them, the program exports them, and
+the README's Outputs table is printed from them (`python -m hapx.outputs`; a unit test holds
+it). The lab hands the settings-derived part (plain_outputs, with its own secrets) to the
+status command."""
 
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ OUTPUTS: tuple[StackOutput, ...] = (
     StackOutput("vip", "the floating address"),
     StackOutput("nodeIps", "name → address"),
     StackOutput("backendMasters", "`name host:port` of each master"),
-    StackOutput("apiEndpoint", "`VIP:port` of the API frontend"),
+    StackOutput("apiEndpoint", "`VIP:port` of the API frontend (haproxy.frontendPort)"),
     StackOutput("statsUrl", "HAProxy's stats page through the VIP"),
     StackOutput("metricsUrls", "name → the node's Prometheus metrics URL"),
     StackOutput("statsUser", "the stats page's user"),
@@ -57,3 +58,14 @@ def plain_outputs(settings: Settings) -> dict:
         "statsUser": s.haproxy.stats_user,
         "sshUser": s.ssh_user,
     }
+
+
+def markdown_table() -> str:
+    """The README's outputs table."""
+    rows = ["| output | holds |", "| --- | --- |"]
+    rows += [f"| `{o.name}` | {o.doc}{' (secret)' if o.secret else ''} |" for o in OUTPUTS]
+    return "\n".join(rows) + "\n"
+
+
+if __name__ == "__main__":
+    print(markdown_table(), end="")

@@ -9,7 +9,7 @@ from hapx import spec
 
 # hapx's default token, not corosync's 3000 ms: with consensus 1200 ms a dead node is declared
 # lost after 2.2 s (a failover measured at 2.30 s; keepalived's defaults take ~3.6 s), and
-# 10-minute soaks at a third of it, idle and loaded, held (README, "Failover figures").
+# 10-minute soaks at a third of it, idle and loaded, held (docs/benchmarks.md).
 DEFAULT_TOKEN_MS = spec.default("corosync.tokenMs")
 # corosync adds token_coefficient (650 ms by default) to the token for every node beyond two
 # (exec/totemconfig.c, totem_volatile_config_read): the runtime token knet's timers follow.

@@ -18,7 +18,7 @@ a client polling the VIP every 50 ms sees, and that the cluster is whole afterwa
     operator's objects                a resource and a constraint hapx does not own survive
                                       the configure step
     both down, one lost for good      the survivor boots without quorum (wait_for_all); the
-                                      README's command lets it serve alone
+                                      documented command lets it serve alone
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from labclient import PROJECT, Lab, labctl, render_with_secrets, wait_until
 from tests.containers.test_faults import FAILOVER_BOUND_S, REJOIN_BOUND_S, client, healthy
 
 STEP_TIMEOUT_S = 600
-# The README's way out when both nodes went down and one will not come back (Day 2).
+# The documented way out when both nodes went down and one will not come back (docs/day2.md).
 UNBLOCK = "sudo corosync-cmapctl -s quorum.cancel_wait_for_all u8 1"
 DIAL_S = 120  # how long a step dials a node that does not answer SSH yet
 DRAIN_RULE = "hapx-drain-"  # the id prefix of a drain's location rule (hapx.crm)
@@ -392,10 +392,10 @@ def test_configure_keeps_objects_hapx_does_not_own(lab, tmp_path):
 
 def test_both_down_and_one_lost_for_good_the_survivor_serves_after_the_readmes_unblock(lab, figure):
     """Both nodes lose power and one never comes back: the other boots alone and, with
-    wait_for_all, waits for its peer without quorum, so nothing serves. The README's command,
+    wait_for_all, waits for its peer without quorum, so nothing serves. The command docs/day2.md gives,
     run on the survivor, tells votequorum to stop waiting: it becomes quorate and serves the VIP
     alone. When the lost node does come back, it rejoins (no split brain: alone, it would wait)."""
-    assert UNBLOCK in (PROJECT / "README.md").read_text(), "the README no longer gives this way out"
+    assert UNBLOCK in (PROJECT / "docs" / "day2.md").read_text(), "docs/day2.md no longer gives this way out"
     survivor = healthy(lab)
     lost = lab.other(survivor)
     try:

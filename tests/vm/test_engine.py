@@ -134,7 +134,7 @@ def test_a_second_up_changes_nothing_and_refresh_finds_no_drift(lab):
     assert planned_changes(lab) == {}
     # --skip-preview: `refresh --yes` would otherwise read every resource twice (a preview of
     # the refresh, then the refresh), and the provider's read of a cloud-init disk is a libvirt
-    # stream download (see the README's VM tier notes on a refresh that hung).
+    # stream download (see CHANGELOG.md, 2026-11-28, on a refresh that hung).
     pulumi(lab, "refresh", "--yes", "--skip-preview", "--expect-no-changes", timeout=300)
     pulumi(lab, "preview", "--expect-no-changes", timeout=300)
 
