@@ -15,6 +15,7 @@ import jinja2
 
 from hapx.crm import CRM as CRM  # part of this module's interface (bootstrap, tests)
 from hapx.model import Node, Settings
+from hapx.scores import backend_health, vip_off_dc_score
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 AGENTS = TEMPLATES.parent / "agents"
@@ -213,49 +214,6 @@ def backend_servers(settings: Settings) -> list[BackendServer]:
 # long enough for the CIB writes it has just sent to come back through corosync (a few ms, tens
 # under load), short beside a failover. See templates/cluster.crm.j2.
 TRANSITION_DELAY_MS = 100
-PCMK_INFINITY = 1000000
-
-
-def vip_off_dc_score(settings: Settings) -> str | None:
-    """The VIP's preference for a node that is not the DC with pacemaker.vipPlacement off-dc:
-    above resource-stickiness, so the VIP leaves the DC when another node is up; at most
-    Pacemaker's INFINITY. None (no such rule: stickiness alone decides) when it is sticky."""
-    if settings.pacemaker.vip_placement == "sticky":
-        return None
-    score = settings.pacemaker.stickiness + 100
-    return "INFINITY" if score >= PCMK_INFINITY else str(score)
-
-
-# How often ocf:hapx:haproxy-health asks HAProxy (Pacemaker counts whole seconds; below 2 s is unwise).
-HEALTH_MONITOR_S = 2
-
-
-@dataclass(frozen=True)
-class BackendHealth:
-    """The VIP's backend-health rule, as cluster_crm renders it (templates/cluster.crm.j2)."""
-
-    multiplier: int
-    dampen_s: int
-    monitor_s: int
-    failcount_attribute: str
-    # The bonus of a node whose HAProxy has not failed: above every node's health score, so the
-    # VIP leaves a failed HAProxy even for a node whose count attrd has not published yet (a
-    # node just back in the cluster, for dampen_s); equal on every node that has not failed, so
-    # it never outweighs the counts among those.
-    working_bonus: int
-
-
-def backend_health(settings: Settings) -> BackendHealth:
-    """The multiplier beats stickiness plus the off-DC bonus, so one master's difference moves the
-    VIP; attrd's dampening covers how far apart two nodes see one change (a check interval, a
-    monitor interval and a margin), so a master lost by all is published for all at once."""
-    off_dc = vip_off_dc_score(settings)
-    bonus = 0 if off_dc is None else PCMK_INFINITY if off_dc == "INFINITY" else int(off_dc)
-    multiplier = min(settings.pacemaker.stickiness + bonus + 100, PCMK_INFINITY)
-    dampen_s = HEALTH_MONITOR_S + -(-settings.haproxy.check_interval_ms // 1000) + 2
-    failcount = f"fail-count-{CRM.haproxy}#monitor_{settings.pacemaker.haproxy_monitor_s * 1000}"
-    working_bonus = min(multiplier * (len(settings.masters) + 1), PCMK_INFINITY)
-    return BackendHealth(multiplier, dampen_s, HEALTH_MONITOR_S, failcount, working_bonus)
 
 
 def owned_crm_ids(settings: Settings) -> tuple[str, ...]:

@@ -12,10 +12,10 @@ import ipaddress
 import os
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Optional
 
-from hapx import spec
+from hapx import scores, spec
 from hapx.checks import Reader, check_ipv4, kind_of
 from hapx.model import (
     Corosync,
@@ -411,5 +411,30 @@ def settings_from_dict(raw: Mapping[str, Any], other_keys: Iterable[str] = ()) -
         raise SettingsError(r.problems)
     # No problems: every section was read, so none of these is missing.
     assert vip is not None and network is not None and corosync is not None and haproxy is not None
-    return Settings(vip=vip, nodes=nodes, masters=masters, network=network, vm=vm, corosync=corosync,
-                    haproxy=haproxy, pacemaker=pacemaker, **top)
+    settings = Settings(vip=vip, nodes=nodes, masters=masters, network=network, vm=vm, corosync=corosync,
+                        haproxy=haproxy, pacemaker=pacemaker, **top)
+    problem = _score_ceiling_problem(settings)
+    if problem:
+        raise SettingsError([problem])
+    return settings
+
+
+def _score_ceiling_problem(settings: Settings) -> Optional[str]:
+    """Stickiness so high that the VIP's score on its node reaches Pacemaker's INFINITY: the
+    drain's preference for the other nodes then only ties it, and neither a lost master nor a
+    failed HAProxy moves the VIP (hapx/scores.py)."""
+    def highest(stickiness: int) -> int:
+        return scores.highest_vip_score(replace(settings, pacemaker=replace(settings.pacemaker, stickiness=stickiness)))
+
+    p = settings.pacemaker
+    total = highest(p.stickiness)
+    if total < scores.PCMK_INFINITY:
+        return None
+    low, high = 0, p.stickiness  # the highest stickiness under the ceiling: highest() grows with it
+    while low < high:
+        mid = (low + high + 1) // 2
+        low, high = (mid, high) if highest(mid) < scores.PCMK_INFINITY else (low, mid - 1)
+    return (f"{NAMESPACE}:pacemaker.stickiness: {p.stickiness} puts the VIP's score on its node at {total} "
+            f"with {len(settings.masters)} masters and vipPlacement {p.vip_placement}, at or above Pacemaker's "
+            f"INFINITY ({scores.PCMK_INFINITY}): a drain, a lost master or a failed HAProxy could no longer move "
+            f"the VIP; at most {low} here")

@@ -221,7 +221,10 @@ SPEC: tuple[Setting, ...] = (
             attr="vip_drain_ms", lo=0, hi=10000),
     Setting("pacemaker.haproxyMonitorSeconds", INTEGER, 5, "HAProxy monitor interval (whole seconds)",
             attr="haproxy_monitor_s", lo=2, hi=3600),
-    Setting("pacemaker.stickiness", INTEGER, 100, "`rsc_defaults resource-stickiness`", attr="stickiness",
+    Setting("pacemaker.stickiness", INTEGER, 100,
+            "`rsc_defaults resource-stickiness`; refused where it lifts the VIP's score on its node to "
+            "Pacemaker's INFINITY (the error names the highest the stack allows), since then neither a drain "
+            "nor a lost master nor a failed HAProxy could move the VIP", attr="stickiness",
             lo=0, hi=1000000),
     Setting("pacemaker.vipPlacement", CHOICE, "sticky",
             "`sticky`: the VIP stays where it is, so a node that comes back does not take it "

@@ -7,7 +7,7 @@ import jinja2
 import pytest
 import yaml
 
-from hapx import bootstrap, rendering
+from hapx import bootstrap, rendering, scores
 from hapx.cli.render import sample_secrets as make_secrets
 from hapx.settings import settings_from_dict
 
@@ -192,7 +192,7 @@ def test_crm_config_uses_id_form_and_a_deliberate_colocation(dev):
 
 @pytest.mark.parametrize("pacemaker, rule", [
     ({"vipPlacement": "off-dc"}, "rule 200: #is_dc eq false"),
-    ({"vipPlacement": "off-dc", "stickiness": 999950}, "rule INFINITY: #is_dc eq false"),
+    ({"vipPlacement": "off-dc", "stickiness": 62406}, "rule 62506: #is_dc eq false"),  # the highest allowed
 ])
 def test_off_dc_placement_scores_its_rule_above_stickiness(dev_config, pacemaker, rule):
     settings = settings_from_dict(dict(dev_config, pacemaker=pacemaker))
@@ -251,14 +251,14 @@ def test_install_agent_step_carries_the_agents_verbatim(dev):
 @pytest.mark.parametrize("pacemaker, multiplier", [
     ({}, 200),  # stickiness 100 + 100
     ({"vipPlacement": "off-dc"}, 400),  # stickiness 100 + the off-DC bonus 200 + 100
-    ({"stickiness": 1000000}, 1000000),  # capped at Pacemaker's INFINITY
+    ({"stickiness": 124912}, 125012),  # the highest stickiness the dev stack allows (test_settings)
 ])
 def test_backend_health_multiplier_beats_stickiness_and_the_off_dc_bonus(dev_config, pacemaker, multiplier):
     """One master's difference outweighs stickiness plus the off-DC bonus; attrd's dampening
     covers a check interval and a monitor interval between two nodes' readings."""
     dev_config["pacemaker"] = pacemaker
     s = settings_from_dict(dev_config)
-    health = rendering.backend_health(s)
+    health = scores.backend_health(s)
     assert health.multiplier == multiplier
     assert health.dampen_s == health.monitor_s + 2 + 2  # checkIntervalMs 2000
     assert health.failcount_attribute == "fail-count-haproxy#monitor_5000"
@@ -269,7 +269,7 @@ def test_a_working_haproxy_outweighs_every_master(dev_config):
     """The bonus of a node whose HAProxy has not failed is above the highest health score, so
     the VIP leaves a failed HAProxy even for a node whose count is not published yet."""
     s = settings_from_dict(dev_config)
-    health = rendering.backend_health(s)
+    health = scores.backend_health(s)
     assert health.working_bonus > health.multiplier * len(s.masters) + s.pacemaker.stickiness
     assert (f"location vip-on-unfailed-haproxy vip \\\n    rule {health.working_bonus}: "
             f"not_defined {health.failcount_attribute}\n") in rendering.cluster_crm(s)

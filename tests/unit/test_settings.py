@@ -316,6 +316,15 @@ CASES = [
      ["hapx:masters[0].address: 'hapx-node01' is the name of node hapx-node01: HAProxy would proxy to itself"]),
     ('master-node-fqdn', [('masters[0].address', 'HAPX-NODE02.kube.local')],
      ["hapx:masters[0].address: 'HAPX-NODE02.kube.local' is the name of node hapx-node02: HAProxy would proxy to itself"]),
+    # Scores that saturate at INFINITY leave the drain and the health rules without a say.
+    ('stickiness-at-the-ceiling', [('pacemaker', {'stickiness': 124913})],
+     ["hapx:pacemaker.stickiness: 124913 puts the VIP's score on its node at 1000004 with 3 masters and vipPlacement "
+      "sticky, at or above Pacemaker's INFINITY (1000000): a drain, a lost master or a failed HAProxy could no "
+      "longer move the VIP; at most 124912 here"]),
+    ('stickiness-infinity-off-dc', [('pacemaker', {'stickiness': 1000000, 'vipPlacement': 'off-dc'})],
+     ["hapx:pacemaker.stickiness: 1000000 puts the VIP's score on its node at 16001500 with 3 masters and vipPlacement "
+      "off-dc, at or above Pacemaker's INFINITY (1000000): a drain, a lost master or a failed HAProxy could no "
+      "longer move the VIP; at most 62406 here"]),
 
 ]
 

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import pytest
 
-from hapx import rendering
+from hapx import rendering, scores
 from tests.validate import harness
 from tests.validate.harness import CheckFailed
 
@@ -219,7 +219,7 @@ def test_loaded_cib_carries_the_settings(stack, loaded_cib):
     defaults = nvpairs(root.find("configuration/rsc_defaults"))
     assert defaults["resource-stickiness"] == str(s.pacemaker.stickiness)
     assert defaults["migration-threshold"] == "3"
-    health = rendering.backend_health(s)
+    health = scores.backend_health(s)
     assert (prims[HEALTH].get("provider"), prims[HEALTH].get("type")) == ("hapx", "haproxy-health")
     assert nvpairs(prims[HEALTH].find("instance_attributes")) == {
         "name": MASTERS_UP, "backend": rendering.BACKEND, "socket": rendering.ADMIN_SOCKET,
@@ -458,7 +458,7 @@ def test_the_vip_follows_the_node_that_sees_more_masters(stack, cluster_up, work
     equal again, it stays where it went. Also when the VIP's node is the DC under off-dc."""
     up, holder = cluster_up
     nodes = node_names(stack)
-    m = rendering.backend_health(stack.settings).multiplier
+    m = scores.backend_health(stack.settings).multiplier
     masters = len(stack.settings.masters)
     for dc in (None, holder):
         tag = f"dc-{dc}" if dc else "no-dc"
