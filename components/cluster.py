@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import hashlib
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
 import pulumi
 import pulumi_command as command
 import pulumi_libvirt as libvirt
 
-from components.node import HaproxyNode, HaproxyNodeArgs
-from components.secrets import RandomSecret, SshKeyPair
 from hapx import bootstrap, keys, outputs, rendering
-from hapx.model import Node, Settings
+from hapx.model import Node, Settings, SettingsError
 from hapx.rendering import HostKey, SecretValues
+from hapx.settings import local_problems, settings_from_dict
+
+from .node import HaproxyNode, HaproxyNodeArgs
+from .secrets import RandomSecret, SshKeyPair
 
 # pulumi-command gives up after dial_error_limit failed dials; its default (10) is about
 # 7.5 s. 60 is about four minutes of backoff: enough for a VM that is still booting.
@@ -32,6 +36,17 @@ class HaproxyClusterArgs:
     ssh_private_key: Optional[pulumi.Input[str]] = None
     corosync_authkey: Optional[pulumi.Input[str]] = None  # base64 of the raw key
     stats_password: Optional[pulumi.Input[str]] = None
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], **secrets: Optional[pulumi.Input[str]]) -> HaproxyClusterArgs:
+        """Args from a mapping shaped like a stack's `hapx:` config (the README's settings table,
+        keys without `hapx:`), checked as `pulumi up` checks a stack: raise SettingsError listing
+        every problem. secrets: ssh_private_key, corosync_authkey, stats_password (None: generated)."""
+        settings = settings_from_dict(config)
+        problems = local_problems(settings, os.getcwd())
+        if problems:
+            raise SettingsError(problems)
+        return cls(settings, **secrets)
 
 
 class HaproxyCluster(pulumi.ComponentResource):

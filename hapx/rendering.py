@@ -17,8 +17,17 @@ from hapx.crm import CRM as CRM  # part of this module's interface (bootstrap, t
 from hapx.model import Node, Settings
 from hapx.scores import backend_health, vip_off_dc_score
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
-AGENTS = TEMPLATES.parent / "agents"
+
+def shipped_dir(name: str) -> Path:
+    """Where the files hapx ships (templates/, agents/) are: inside the package when it is
+    installed (the wheel maps them there, see pyproject.toml), beside it in a checkout."""
+    here = Path(__file__).resolve().parent
+    installed = here / name
+    return installed if installed.is_dir() else here.parent / name
+
+
+TEMPLATES = shipped_dir("templates")
+AGENTS = shipped_dir("agents")
 # Where the VIP's resource agent (ocf:hapx:ipaddr) is installed on the nodes.
 OCF_AGENT_PROVIDER = "hapx"
 OCF_AGENT_NAME = "ipaddr"

@@ -10,9 +10,9 @@ from typing import Any
 
 import pulumi
 
+from components.testing import DYNAMIC_TYPE, generated_outputs
 from tests.conftest import PROJECT
 
-DYNAMIC = "pulumi-python:dynamic"
 # How the SDK marks a secret value when it serializes inputs for the (mock) engine.
 SECRET_SIG = "4dabf18193072939515e22adb298388d"
 SECRET_VALUE = "1b47061264138c4ac30d75fd1eb44270"
@@ -40,17 +40,9 @@ _STATE: dict[tuple, dict[str, str]] = {}
 
 def _generated(args: pulumi.runtime.MockResourceArgs) -> dict[str, str]:
     """What the dynamic providers' create() would return (it does not run under mocks)."""
-    from hapx import keys
-
     ident = (args.typ, args.name, args.inputs.get("comment"), args.inputs.get("kind"))
     if ident not in _STATE:
-        if "comment" in args.inputs:
-            pair = keys.ssh_keypair(args.inputs["comment"])
-            _STATE[ident] = {"private_key": pair.private, "public_key": pair.public}
-        elif args.inputs.get("kind") == "authkey":
-            _STATE[ident] = {"value": keys.corosync_authkey()}
-        else:
-            _STATE[ident] = {"value": keys.password()}
+        _STATE[ident] = generated_outputs(args.inputs)
     return _STATE[ident]
 
 
@@ -65,7 +57,7 @@ class GraphMocks(pulumi.runtime.Mocks):
         self.serialized[args.name] = args.inputs
         args.inputs = unwrap(args.inputs)
         outputs = dict(args.inputs)
-        if args.typ.startswith(DYNAMIC):
+        if args.typ.startswith(DYNAMIC_TYPE):
             outputs.update(_generated(args))
         self.resources[args.name] = args
         return [f"{args.name}-id", outputs]
