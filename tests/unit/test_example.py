@@ -12,12 +12,21 @@ import venv
 from tests.conftest import PROJECT
 
 EXAMPLE = PROJECT / "examples" / "with-own-network"
+# What the wheel is built from (pyproject.toml's packages), copied out of the checkout so that
+# setuptools' build/ leftovers (it reuses build/lib) can never slip a stale file into the wheel.
+PACKAGE_SOURCES = ("pyproject.toml", "requirements.txt", "hapx", "components", "templates", "agents")
 PIP_TIMEOUT_S = 900  # a cold pip cache downloads pulumi, grpcio and the providers' SDKs
 
 
 def test_the_example_passes_its_tests_from_an_installed_wheel(tmp_path):
-    wheels = tmp_path / "wheels"
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(wheels), str(PROJECT)],
+    src, wheels = tmp_path / "src", tmp_path / "wheels"
+    src.mkdir()
+    for name in PACKAGE_SOURCES:
+        if (PROJECT / name).is_dir():
+            shutil.copytree(PROJECT / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(PROJECT / name, src / name)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(wheels), str(src)],
                    check=True, timeout=PIP_TIMEOUT_S)
     wheel = next(wheels.glob("hapx-*.whl"))
     env = tmp_path / "venv"
