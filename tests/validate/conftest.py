@@ -16,7 +16,9 @@ from hapx.cli.render import render_all, sample_secrets
 from hapx.model import Node, Settings
 from hapx.rendering import SecretValues
 from hapx.settings import settings_from_dict
-from tests.validate import harness
+from tests.validate.tools.crmsh import CrmEnv, make_crm_env
+from tests.validate.tools.host import missing_tools
+from tests.validate.tools.netns import delete_netns, own_netns, stale_netns
 from tests.validate.variants import VARIANTS
 
 
@@ -25,24 +27,24 @@ def validate_host():
     """Fail (never skip) when the host cannot run the tier; clear namespaces a crashed run left."""
     if os.geteuid() != 0:
         pytest.fail("the validate tier needs root (ip netns, unshare --mount): run it as root", pytrace=False)
-    missing = harness.missing_tools()
+    missing = missing_tools()
     if missing:
         pytest.fail("the validate tier needs: " + "; ".join(missing)
                     + " (scripts/install-deps validate)", pytrace=False)
-    for name in harness.stale_netns():
-        harness.delete_netns(name)
+    for name in stale_netns():
+        delete_netns(name)
     yield
-    for name in harness.own_netns():
-        harness.delete_netns(name)
+    for name in own_netns():
+        delete_netns(name)
 
 
 @pytest.fixture(autouse=True)
 def no_namespace_left_behind():
     """Every test deletes the network namespaces it made, also when it fails."""
     yield
-    left = harness.own_netns()
+    left = own_netns()
     for name in left:
-        harness.delete_netns(name)
+        delete_netns(name)
     assert not left, f"network namespaces left behind: {left}"
 
 
@@ -105,6 +107,6 @@ def work(request, tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def crm_env(work) -> harness.CrmEnv:
+def crm_env(work) -> CrmEnv:
     """crmsh's environment for one test: its own HOME, and the crm_resource shim for systemd: agents."""
-    return harness.make_crm_env(work)
+    return make_crm_env(work)

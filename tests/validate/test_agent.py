@@ -13,9 +13,12 @@ import time
 
 import pytest
 
-from tests.validate import harness
+from tests.validate.tools.agents import HAPX_AGENTS
+from tests.validate.tools.netns import netns
+from tests.validate.tools.procs import BASE_PATH, ToolResult, run, run_ok
+from tests.validate.tools.shell import check_shell
 
-AGENT = harness.HAPX_AGENTS / "ipaddr"
+AGENT = HAPX_AGENTS / "ipaddr"
 VIP = "10.200.0.20"
 PEER = "10.200.0.2"
 NODE = "10.200.0.1"
@@ -26,41 +29,41 @@ OCF_ERR_CONFIGURED = 6
 @pytest.fixture
 def link(tmp_path):
     """Two namespaces joined by a veth pair: `node` (eth0, NODE/24) and `peer` (eth0, PEER/24)."""
-    with harness.netns() as node, harness.netns() as peer:
-        harness.run_ok(["ip", "-n", node, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0",
-                        "netns", peer])
+    with netns() as node, netns() as peer:
+        run_ok(["ip", "-n", node, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0",
+                "netns", peer])
         for ns, addr in ((node, NODE), (peer, PEER)):
-            harness.run_ok(["ip", "-n", ns, "addr", "add", f"{addr}/24", "dev", "eth0"])
-            harness.run_ok(["ip", "-n", ns, "link", "set", "eth0", "up"])
+            run_ok(["ip", "-n", ns, "addr", "add", f"{addr}/24", "dev", "eth0"])
+            run_ok(["ip", "-n", ns, "link", "set", "eth0", "up"])
         yield node, peer
 
 
-def agent(ns: str, action: str, tmp_path, env: dict | None = None, **params: str) -> harness.ToolResult:
+def agent(ns: str, action: str, tmp_path, env: dict | None = None, **params: str) -> ToolResult:
     """Run one action of the agent in namespace `ns` with OCF_RESKEY_ `params` (and `env` on top)."""
-    full_env = {"PATH": harness.BASE_PATH, "OCF_ROOT": "/usr/lib/ocf", "HA_RSCTMP": str(tmp_path),
+    full_env = {"PATH": BASE_PATH, "OCF_ROOT": "/usr/lib/ocf", "HA_RSCTMP": str(tmp_path),
                 **{f"OCF_RESKEY_{k}": v for k, v in params.items()}, **(env or {})}
     # The host's ip enters the namespace: `env` may give the agent a PATH without it.
-    return harness.run([shutil.which("ip", path=harness.BASE_PATH), "netns", "exec", ns, str(AGENT), action],
-                       env=full_env)
+    return run([shutil.which("ip", path=BASE_PATH), "netns", "exec", ns, str(AGENT), action],
+               env=full_env)
 
 
 def addresses(ns: str) -> str:
-    return harness.run_ok(["ip", "-n", ns, "-4", "-o", "addr", "show", "dev", "eth0"]).stdout
+    return run_ok(["ip", "-n", ns, "-4", "-o", "addr", "show", "dev", "eth0"]).stdout
 
 
 def test_agent_passes_bash_n_and_shellcheck_as_sh():
     """It runs under /bin/sh (dash): no bashisms."""
     assert AGENT.read_text().startswith("#!/bin/sh\n") and os.access(AGENT, os.X_OK)
-    harness.check_shell(AGENT, shell="sh")
+    check_shell(AGENT, shell="sh")
 
 
 def test_ocf_tester_passes(link):
     """ocf-tester (resource-agents): meta-data against ra-api-1.dtd, start, monitor, stop,
     start twice, stop twice, monitor when stopped."""
     node, _ = link
-    result = harness.run(["ip", "netns", "exec", node, "ocf-tester", "-n", "vip", "-o", f"ip={VIP}",
-                          "-o", "cidr_netmask=24", "-o", "nic=eth0", "-o", "arp_count=1", str(AGENT)],
-                         timeout=120)
+    result = run(["ip", "netns", "exec", node, "ocf-tester", "-n", "vip", "-o", f"ip={VIP}",
+                  "-o", "cidr_netmask=24", "-o", "nic=eth0", "-o", "arp_count=1", str(AGENT)],
+                 timeout=120)
     assert result.returncode == 0 and "passed all tests" in result.output, result.describe()
 
 
@@ -69,7 +72,7 @@ def test_start_publishes_the_address_and_announces_it(link, tmp_path):
     params = {"ip": VIP, "cidr_netmask": "24", "nic": "eth0", "arp_count": "3", "arp_interval_ms": "100"}
     assert agent(node, "monitor", tmp_path, **params).returncode == OCF_NOT_RUNNING
     # A Linux neighbour only creates an entry from an unsolicited ARP with arp_accept.
-    harness.run_ok(["ip", "netns", "exec", peer, "sysctl", "-q", "-w", "net.ipv4.conf.eth0.arp_accept=1"])
+    run_ok(["ip", "netns", "exec", peer, "sysctl", "-q", "-w", "net.ipv4.conf.eth0.arp_accept=1"])
     t0 = time.monotonic()
     assert agent(node, "start", tmp_path, **params).returncode == 0
     print(f"\nocf:hapx:ipaddr start took {(time.monotonic() - t0) * 1000:.0f} ms")
@@ -77,18 +80,18 @@ def test_start_publishes_the_address_and_announces_it(link, tmp_path):
     assert agent(node, "monitor", tmp_path, **params).returncode == 0
     # The peer learns the address's MAC from the gratuitous ARP alone (it never asked), and
     # from the first one before start returns (in a planned move the old node then lets go).
-    node_mac = harness.run_ok(["ip", "-n", node, "-br", "link", "show", "eth0"]).stdout.split()[2]
-    assert node_mac in harness.run_ok(["ip", "-n", peer, "neigh", "show", VIP]).stdout, \
+    node_mac = run_ok(["ip", "-n", node, "-br", "link", "show", "eth0"]).stdout.split()[2]
+    assert node_mac in run_ok(["ip", "-n", peer, "neigh", "show", VIP]).stdout, \
         "start returned before its first gratuitous ARP reached the peer"
     deadline = time.monotonic() + 5
     neigh = ""
     while time.monotonic() < deadline:
-        neigh = harness.run_ok(["ip", "-n", peer, "neigh", "show", VIP]).stdout
+        neigh = run_ok(["ip", "-n", peer, "neigh", "show", VIP]).stdout
         if node_mac in neigh:
             break
         time.sleep(0.1)
     assert node_mac in neigh, f"no gratuitous ARP for {VIP} reached the peer: {neigh!r}"
-    ping = harness.run(["ip", "netns", "exec", peer, "ping", "-c", "1", "-W", "2", VIP])
+    ping = run(["ip", "netns", "exec", peer, "ping", "-c", "1", "-W", "2", VIP])
     assert ping.returncode == 0, ping.describe()
     # Start again: still running, one address, success.
     assert agent(node, "start", tmp_path, **params).returncode == 0
@@ -138,8 +141,8 @@ def test_migration_is_make_before_break(link, tmp_path):
     migrate_from adds it on the new node; the address goes only with the old node's stop."""
     node, peer = link
     params = {"ip": VIP, "cidr_netmask": "24", "nic": "eth0", "arp_count": "1"}
-    harness.run_ok(["ip", "-n", peer, "addr", "flush", "dev", "eth0"])
-    harness.run_ok(["ip", "-n", peer, "addr", "add", "10.200.0.3/24", "dev", "eth0"])
+    run_ok(["ip", "-n", peer, "addr", "flush", "dev", "eth0"])
+    run_ok(["ip", "-n", peer, "addr", "add", "10.200.0.3/24", "dev", "eth0"])
     assert agent(node, "migrate_to", tmp_path, **params).returncode == 1  # nothing to migrate here
     assert agent(node, "start", tmp_path, **params).returncode == 0
     assert agent(node, "migrate_to", tmp_path, **params).returncode == 0
@@ -243,10 +246,10 @@ def test_migrate_from_without_a_cluster_still_moves_the_address(link, tmp_path):
     corosync), migrate_from says so and takes the address as before."""
     _, peer = link
     params = {"ip": VIP, "cidr_netmask": "24", "nic": "eth0", "arp_count": "0"}
-    result = harness.run(["ip", "netns", "exec", peer, str(AGENT), "migrate_from"],
-                         env={"PATH": harness.BASE_PATH, "OCF_ROOT": "/usr/lib/ocf", "HA_RSCTMP": str(tmp_path),
-                              "OCF_RESKEY_CRM_meta_migrate_source": "old-node",
-                              **{f"OCF_RESKEY_{k}": v for k, v in params.items()}})
+    result = run(["ip", "netns", "exec", peer, str(AGENT), "migrate_from"],
+                 env={"PATH": BASE_PATH, "OCF_ROOT": "/usr/lib/ocf", "HA_RSCTMP": str(tmp_path),
+                      "OCF_RESKEY_CRM_meta_migrate_source": "old-node",
+                      **{f"OCF_RESKEY_{k}": v for k, v in params.items()}})
     assert result.returncode == 0 and "no connection hand-off" in result.stderr, result.describe()
     assert f"inet {VIP}/24" in addresses(peer)
     assert not list(tmp_path.glob("*.handoff"))
@@ -264,7 +267,7 @@ def tool_path(tmp_path, without: tuple[str, ...] = (), fakes: dict[str, str] | N
     bindir = tmp_path / "bin"
     bindir.mkdir(exist_ok=True)
     for tool in AGENT_TOOLS:
-        real = shutil.which(tool, path=harness.BASE_PATH)
+        real = shutil.which(tool, path=BASE_PATH)
         if tool not in without and real and not (bindir / tool).exists():
             (bindir / tool).symlink_to(real)
     for name, script in (fakes or {}).items():
@@ -278,11 +281,11 @@ def tool_path(tmp_path, without: tuple[str, ...] = (), fakes: dict[str, str] | N
 IP_REFUSES_ADDR = f"""case "$1 $2" in
     "-4 -o"|"-4 addr") echo "RTNETLINK answers: Operation not permitted" >&2; exit 2 ;;
 esac
-exec {shutil.which("ip", path=harness.BASE_PATH)} "$@"
+exec {shutil.which("ip", path=BASE_PATH)} "$@"
 """
 # `ip` whose `addr del` claims success and does nothing.
 IP_DEL_DOES_NOTHING = f"""[ "$1 $2 $3" = "-4 addr del" ] && exit 0
-exec {shutil.which("ip", path=harness.BASE_PATH)} "$@"
+exec {shutil.which("ip", path=BASE_PATH)} "$@"
 """
 
 
@@ -358,7 +361,7 @@ def test_stop_removes_an_address_added_by_hand_with_another_prefix(link, tmp_pat
     stop removes it (with the prefix it has), so Pacemaker can clear a node that should not hold it."""
     node, _ = link
     params = {"ip": VIP, "cidr_netmask": "24", "nic": "eth0", "arp_count": "0"}
-    harness.run_ok(["ip", "-n", node, "addr", "add", f"{VIP}/32", "dev", "eth0"])
+    run_ok(["ip", "-n", node, "addr", "add", f"{VIP}/32", "dev", "eth0"])
     assert agent(node, "monitor", tmp_path, **params).returncode == 0
     result = agent(node, "stop", tmp_path, **params)
     assert result.returncode == 0, result.describe()
@@ -418,8 +421,8 @@ print("served", len(conns), flush=True)
 """
 
 
-def nft(ns: str, *args: str) -> harness.ToolResult:
-    return harness.run(["ip", "netns", "exec", ns, "nft", *args])
+def nft(ns: str, *args: str) -> ToolResult:
+    return run(["ip", "netns", "exec", ns, "nft", *args])
 
 
 @pytest.fixture
@@ -452,7 +455,7 @@ def test_the_handoff_is_bounded_in_size_and_ports(handed_over, tmp_path):
     assert table.returncode == 0, table.describe()
     assert "size 2" in table.stdout and "timeout 11s" in table.stdout, table.stdout
     assert "tcp dport 7000" in table.stdout and "meta l4proto tcp" not in table.stdout, table.stdout
-    clients = harness.run(["ip", "netns", "exec", peer, sys.executable, "-c", CLIENTS, VIP, "4"], timeout=30)
+    clients = run(["ip", "netns", "exec", peer, sys.executable, "-c", CLIENTS, VIP, "4"], timeout=30)
     assert clients.returncode == 0 and "served 4" in clients.stdout, clients.describe()
 
 
@@ -477,7 +480,7 @@ def test_a_handoff_table_that_will_not_go_is_reported(handed_over, tmp_path):
     """`nft delete` failing is said (and retried by the next monitor), not hidden."""
     node, _, env, params = handed_over
     next(tmp_path.glob("*.handoff")).write_text("0\n")  # its lifetime is over
-    real_nft = shutil.which("nft", path=harness.BASE_PATH)
+    real_nft = shutil.which("nft", path=BASE_PATH)
     env = {**env, "PATH": tool_path(tmp_path, fakes={
         "nft": f'[ "$1" = delete ] && {{ echo "Error: Could not process rule: Device or resource busy" >&2; exit 1; }}\n'
                f'exec {real_nft} "$@"\n'})}
@@ -496,7 +499,7 @@ def test_the_stopped_roles_monitor_removes_a_stray_address(link, tmp_path):
     Pacemaker never sees a failure, so it never recovers the VIP on the node that serves it."""
     node, _ = link
     params = {"ip": VIP, "cidr_netmask": "24", "nic": "eth0", "arp_count": "0"}
-    harness.run_ok(["ip", "-n", node, "addr", "add", f"{VIP}/32", "dev", "eth0"])
+    run_ok(["ip", "-n", node, "addr", "add", f"{VIP}/32", "dev", "eth0"])
     result = agent(node, "monitor", tmp_path, env=STOPPED_ROLE_MONITOR, **params)
     assert result.returncode == OCF_NOT_RUNNING and "removed 10.200.0.20/32 from eth0" in result.stderr, \
         result.describe()

@@ -26,8 +26,17 @@ from hapx import keys, rendering
 from hapx.cli.render import render_all, sample_secrets
 from hapx.model import Settings, SettingsError
 from hapx.settings import settings_from_dict
-from tests.validate import harness
-from tests.validate.harness import CheckFailed, NetworkExpectation
+from tests.validate.tools.cloud_init import (
+    NetworkExpectation,
+    check_network_config_structure,
+    check_user_data_batch,
+    check_user_data_keys,
+    cloud_config_keys,
+    net_convert_batch,
+)
+from tests.validate.tools.corosync import check_corosync_conf
+from tests.validate.tools.haproxy import check_haproxy_cfg
+from tests.validate.tools.procs import CheckFailed, parallel, run
 from tests.validate.variants import dev
 
 # About a quarter of the stacks get past the settings (most random strings are refused there).
@@ -58,8 +67,8 @@ def _read_back(r: Rendered, known_keys: set[str]) -> list[str]:
     for node in s.nodes:
         d = r.root / "nodes" / node.name
         try:
-            harness.check_user_data_keys(d / "user-data", known_keys)
-            harness.check_network_config_structure(d / "network-config", _expectation(s, node))
+            check_user_data_keys(d / "user-data", known_keys)
+            check_network_config_structure(d / "network-config", _expectation(s, node))
             ud = yaml.safe_load((d / "user-data").read_text())
             md = yaml.safe_load((d / "meta-data").read_text())
         except (CheckFailed, yaml.YAMLError) as err:
@@ -81,7 +90,7 @@ def _distinct(paths: Sequence[Path]) -> dict[str, Path]:
 
 @functools.lru_cache(maxsize=1)
 def _known_keys() -> frozenset:
-    return frozenset(harness.cloud_config_keys())
+    return frozenset(cloud_config_keys())
 
 
 def check_renders(renders: Sequence[Rendered], work: Path, net_kinds: Sequence[str] = NET_KINDS) -> list[str]:
@@ -97,12 +106,12 @@ def check_renders(renders: Sequence[Rendered], work: Path, net_kinds: Sequence[s
         problems += _read_back(r, known)
 
     user_data = [r.root / "nodes" / n.name / "user-data" for r in renders for n in r.settings.nodes]
-    for path, message in harness.check_user_data_batch(list(_distinct(user_data).values())).items():
+    for path, message in check_user_data_batch(list(_distinct(user_data).values())).items():
         problems.append(f"{label_of[path]}: cloud-init schema rejected {path.name}: {message}")
 
     nets = list(_distinct([r.root / "nodes" / n.name / "network-config" for r in renders for n in r.settings.nodes])
                 .items())
-    errors = harness.net_convert_batch([(p, kind, work / "net" / h / kind) for h, p in nets for kind in net_kinds])
+    errors = net_convert_batch([(p, kind, work / "net" / h / kind) for h, p in nets for kind in net_kinds])
     problems += [f"net-convert: {where}: {error}" for where, error in errors.items()]
     for h, path in nets:
         networkd = "".join(f.read_text() for f in (work / "net" / h / "networkd").rglob("*") if f.is_file())
@@ -119,7 +128,7 @@ def check_renders(renders: Sequence[Rendered], work: Path, net_kinds: Sequence[s
         return ""
 
     haproxy = _distinct([r.root / "haproxy.cfg" for r in renders])
-    problems += harness.parallel(lambda p: tool(lambda: harness.check_haproxy_cfg(p), p), list(haproxy.values()))
+    problems += parallel(lambda p: tool(lambda: check_haproxy_cfg(p), p), list(haproxy.values()))
     # corosync -t wants the keyfile the conf names: the deployed file with a test key's path.
     key = work / "authkey"
     key.write_bytes(base64.b64decode(keys.corosync_authkey()))
@@ -130,12 +139,12 @@ def check_renders(renders: Sequence[Rendered], work: Path, net_kinds: Sequence[s
         conf.write_text(deployed.read_text().replace(f"keyfile: {rendering.DEFAULT_KEYFILE}\n", f"keyfile: {key}\n"))
         label_of[conf] = label_of[deployed]
         first_ip[conf] = str(next(r for r in renders if r.root / "corosync.conf" == deployed).settings.nodes[0].ip)
-    problems += harness.parallel(lambda p: tool(lambda: harness.check_corosync_conf(p, first_ip[p]), p),
-                                 list(first_ip))
+    problems += parallel(lambda p: tool(lambda: check_corosync_conf(p, first_ip[p]), p),
+                         list(first_ip))
     scripts = _distinct([p for r in renders for p in sorted((r.root / "steps").glob("*.sh"))])
 
     def bash_n(path: Path) -> str:
-        result = harness.run(["bash", "-n", path])
+        result = run(["bash", "-n", path])
         return f"{label_of[path]}: bash -n rejected {path.name}:\n{result.describe()}" if result.returncode else ""
 
     problems += [bash_n(p) for p in scripts.values()]
@@ -217,10 +226,10 @@ def test_batched_tools_reject_broken_files(dev_stack, work):
     node = dev_stack.settings.nodes[0]
     ud = work / "user-data"
     ud.write_text((dev_stack.node_dir(node) / "user-data").read_text().replace("ssh_pwauth: false", "ssh_pwauth: 5"))
-    assert "ssh_pwauth: 5 is not valid" in harness.check_user_data_batch([ud])[ud]
+    assert "ssh_pwauth: 5 is not valid" in check_user_data_batch([ud])[ud]
     nc = work / "network-config"
     nc.write_text((dev_stack.node_dir(node) / "network-config").read_text().replace("/24", ".5/24", 1))
-    (error,) = harness.net_convert_batch([(nc, "networkd", work / "out")]).values()
+    (error,) = net_convert_batch([(nc, "networkd", work / "out")]).values()
     assert "is not a valid ip address" in error
 
 

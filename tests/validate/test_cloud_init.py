@@ -9,13 +9,23 @@ import pytest
 import yaml
 
 from hapx import rendering
-from tests.validate import harness
-from tests.validate.harness import CheckFailed, NetworkExpectation
+from tests.validate.tools.cloud_init import (
+    NET_CONVERT_KINDS,
+    NetworkExpectation,
+    check_converted_network,
+    check_user_data,
+    check_user_data_keys,
+    cloud_config_keys,
+    net_convert,
+    run_cloud_init,
+)
+from tests.validate.tools.procs import CheckFailed, write_broken
+from tests.validate.tools.shell import check_shell
 
 
 @functools.lru_cache(maxsize=1)
 def known_keys() -> frozenset:
-    return frozenset(harness.cloud_config_keys())
+    return frozenset(cloud_config_keys())
 
 
 def expectation(settings, node) -> NetworkExpectation:
@@ -36,8 +46,8 @@ def cloud_init_runs(all_stacks, tmp_path_factory):
     dominates one check); the per-variant tests below read what it said about their files."""
     nodes = [(s, n) for s in all_stacks.values() for n in s.settings.nodes]
     base = tmp_path_factory.mktemp("cloud-init")
-    yield harness.run_cloud_init([s.node_dir(n) / "user-data" for s, n in nodes],
-                                 [s.node_dir(n) / "network-config" for s, n in nodes], base)
+    yield run_cloud_init([s.node_dir(n) / "user-data" for s, n in nodes],
+                         [s.node_dir(n) / "network-config" for s, n in nodes], base)
     shutil.rmtree(base, ignore_errors=True)
 
 
@@ -55,7 +65,7 @@ def test_cloud_init_schema_accepts_user_data(stack, cloud_init_runs):
 def test_user_data_uses_only_keys_cloud_init_knows(stack):
     """No misspelt top-level key (cloud-init 22.4's schema check lets unknown keys through)."""
     for node in stack.settings.nodes:
-        harness.check_user_data_keys(stack.node_dir(node) / "user-data", set(known_keys()))
+        check_user_data_keys(stack.node_dir(node) / "user-data", set(known_keys()))
 
 
 def test_user_data_install_script_passes_shellcheck(stack, work):
@@ -68,7 +78,7 @@ def test_user_data_install_script_passes_shellcheck(stack, work):
         path.write_text(script)
         # SC2086: `$pkgs` is unquoted on purpose: it is split into the list of package names
         # (fixed names from hapx.rendering.PACKAGES, no glob characters).
-        harness.check_shell(path, shell="sh", exclude=["SC2086"])
+        check_shell(path, shell="sh", exclude=["SC2086"])
 
 
 def test_meta_data_names_the_node(stack):
@@ -159,11 +169,11 @@ def broken(dev_stack, tmp_path_factory):
     user_data = {"base": base / "base.user-data"}
     user_data["base"].write_text(GOOD_USER_DATA)
     for name, (breakage, _) in USER_DATA_BREAKAGES.items():
-        user_data[name] = harness.write_broken(base, f"{name}.user-data", GOOD_USER_DATA, breakage)
+        user_data[name] = write_broken(base, f"{name}.user-data", GOOD_USER_DATA, breakage)
     net_text = (dev_stack.node_dir(dev_stack.settings.nodes[0]) / "network-config").read_text()
-    networks = {name: harness.write_broken(base, f"{name}.network-config", net_text, breakage)
+    networks = {name: write_broken(base, f"{name}.network-config", net_text, breakage)
                 for name, (breakage, _) in NETWORK_BREAKAGES.items()}
-    runs = harness.run_cloud_init(list(user_data.values()), list(networks.values()), base / "out")
+    runs = run_cloud_init(list(user_data.values()), list(networks.values()), base / "out")
     yield runs, user_data, networks
     shutil.rmtree(base, ignore_errors=True)
 
@@ -171,16 +181,16 @@ def broken(dev_stack, tmp_path_factory):
 def test_cloud_init_schema_accepts_the_negative_tests_base(broken):
     runs, user_data, _ = broken
     runs.check_user_data(user_data["base"])
-    harness.check_user_data_keys(user_data["base"], set(known_keys()))
+    check_user_data_keys(user_data["base"], set(known_keys()))
 
 
 def test_batched_schema_check_says_what_the_cli_says(broken):
     """`cloud-init schema --config-file` itself accepts the base and rejects a broken file with
     the words the batched check (what the tests above use) reports."""
     runs, user_data, _ = broken
-    harness.check_user_data(user_data["base"])
+    check_user_data(user_data["base"])
     with pytest.raises(CheckFailed) as err:
-        harness.check_user_data(user_data["wrong-type"])
+        check_user_data(user_data["wrong-type"])
     assert USER_DATA_BREAKAGES["wrong-type"][1] in str(err.value)
     assert USER_DATA_BREAKAGES["wrong-type"][1] in runs.schema_errors[user_data["wrong-type"]]
 
@@ -191,8 +201,8 @@ def test_batched_converter_writes_what_the_cli_writes(all_stacks, cloud_init_run
     conversions would show)."""
     last = list(all_stacks.values())[-1]
     path = last.node_dir(last.settings.nodes[-1]) / "network-config"
-    for kind in harness.NET_CONVERT_KINDS:
-        assert harness.net_convert(path, work / kind, kind) == cloud_init_runs.converted_network(path, kind)
+    for kind in NET_CONVERT_KINDS:
+        assert net_convert(path, work / kind, kind) == cloud_init_runs.converted_network(path, kind)
 
 
 @pytest.mark.parametrize("name", [n for n, (_, words) in USER_DATA_BREAKAGES.items() if words])
@@ -207,7 +217,7 @@ def test_unknown_user_data_key_is_rejected(broken):
     runs, user_data, _ = broken
     runs.check_user_data(user_data["unknown-key"])  # cloud-init 22.4's schema lets it through...
     with pytest.raises(CheckFailed, match="manage_etc_host'"):  # ...the key check does not
-        harness.check_user_data_keys(user_data["unknown-key"], set(known_keys()))
+        check_user_data_keys(user_data["unknown-key"], set(known_keys()))
 
 
 @pytest.mark.parametrize("name", list(NETWORK_BREAKAGES))
@@ -231,6 +241,6 @@ def test_converted_network_check_sees_a_lost_value(stack, cloud_init_runs):
     for node in stack.settings.nodes:
         path = stack.node_dir(node) / "network-config"
         other = dataclasses.replace(expectation(stack.settings, node), address="192.0.2.99/24")
-        for kind in harness.NET_CONVERT_KINDS:
+        for kind in NET_CONVERT_KINDS:
             with pytest.raises(CheckFailed, match=f"net-convert -O {kind} of .* lost"):
-                harness.check_converted_network(path, kind, cloud_init_runs.converted_network(path, kind), other)
+                check_converted_network(path, kind, cloud_init_runs.converted_network(path, kind), other)

@@ -8,8 +8,9 @@ import pytest
 
 from hapx import rendering
 from hapx.bootstrap import STDIN_AUTHKEY
-from tests.validate import harness
-from tests.validate.harness import CheckFailed
+from tests.validate.tools.corosync import check_corosync_conf, parse_corosync_conf
+from tests.validate.tools.procs import CheckFailed, write_broken
+from tests.validate.tools.shell import heredoc
 
 JOIN_HEREDOC = "HAPX_COROSYNC_CONF"
 
@@ -29,7 +30,7 @@ def test_corosync_accepts_corosync_conf_on_every_node(stack, work):
     with `keyfile:` pointing at the stack's generated authkey."""
     _key, conf = key_and_conf(stack, work)
     for node in stack.settings.nodes:
-        harness.check_corosync_conf(conf, str(node.ip))
+        check_corosync_conf(conf, str(node.ip))
 
 
 def test_validated_conf_is_the_deployed_one(stack, work):
@@ -42,7 +43,7 @@ def test_validated_conf_is_the_deployed_one(stack, work):
     joins = [s for s in stack.steps if s.kind == "join"]
     assert sorted(s.node for s in joins) == sorted(n.name for n in stack.settings.nodes)
     for step in joins:
-        assert harness.heredoc(step.script, JOIN_HEREDOC) == deployed
+        assert heredoc(step.script, JOIN_HEREDOC) == deployed
         assert step.stdin == STDIN_AUTHKEY
         assert stack.secrets.corosync_authkey not in step.script and stack.secrets.corosync_authkey not in step.command
 
@@ -51,7 +52,7 @@ def test_corosync_conf_matches_the_stack(stack):
     """The node list is the stack's nodes (name, id, ring0 address); knet with crypto; the
     timers are the settings'; two_node exactly when there are two nodes."""
     s = stack.settings
-    conf = harness.parse_corosync_conf((stack.root / "corosync.conf").read_text())
+    conf = parse_corosync_conf((stack.root / "corosync.conf").read_text())
     nodes = [(n.value("name"), n.value("nodeid"), n.value("ring0_addr")) for n in conf.section("nodelist").all("node")]
     assert nodes == [(n.name, str(n.nodeid), str(n.ip)) for n in s.nodes]
     assert len({nodeid for _, nodeid, _ in nodes}) == len(nodes)
@@ -92,10 +93,10 @@ def test_corosync_conf_matches_the_stack(stack):
 def test_corosync_check_rejects_a_broken_conf(dev_stack, work, breakage, words):
     _key, conf = key_and_conf(dev_stack, work)
     node = dev_stack.settings.nodes[0]
-    harness.check_corosync_conf(conf, str(node.ip))  # the unbroken file passes
-    harness.write_broken(conf.parent, conf.name, conf.read_text(), breakage)
+    check_corosync_conf(conf, str(node.ip))  # the unbroken file passes
+    write_broken(conf.parent, conf.name, conf.read_text(), breakage)
     with pytest.raises(CheckFailed) as err:
-        harness.check_corosync_conf(conf, str(node.ip))
+        check_corosync_conf(conf, str(node.ip))
     assert words in str(err.value)
 
 
@@ -104,11 +105,11 @@ def test_corosync_check_fails_for_a_host_not_in_the_nodelist(dev_stack, work):
     list corosync finds no local node."""
     _key, conf = key_and_conf(dev_stack, work)
     with pytest.raises(CheckFailed, match="No valid name found for local host"):
-        harness.check_corosync_conf(conf, "192.0.2.99")
+        check_corosync_conf(conf, "192.0.2.99")
 
 
 def test_corosync_check_fails_without_the_key(dev_stack, work):
     key, conf = key_and_conf(dev_stack, work)
     key.unlink()
     with pytest.raises(CheckFailed, match="Could not open"):
-        harness.check_corosync_conf(conf, str(dev_stack.settings.nodes[0].ip))
+        check_corosync_conf(conf, str(dev_stack.settings.nodes[0].ip))

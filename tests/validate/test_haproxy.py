@@ -6,13 +6,13 @@ import re
 import pytest
 
 from hapx import rendering
-from tests.validate import harness
-from tests.validate.harness import CheckFailed
+from tests.validate.tools.haproxy import check_haproxy_cfg, check_haproxy_starts, sysctl_settings
+from tests.validate.tools.procs import CheckFailed, write_broken
 
 
 def test_haproxy_accepts_haproxy_cfg(stack):
     """`haproxy -c -f haproxy.cfg` passes, with no warning but an unresolvable master name."""
-    harness.check_haproxy_cfg(stack.root / "haproxy.cfg")
+    check_haproxy_cfg(stack.root / "haproxy.cfg")
 
 
 def test_install_haproxy_steps_deliver_the_validated_file(stack):
@@ -67,9 +67,9 @@ def test_haproxy_starts_on_a_node_without_the_vip(stack):
     settings the node's user-data installs (net.ipv4.ip_nonlocal_bind), HAProxy binds the VIP
     anyway and starts, as each node (its own address only) in a throwaway network namespace."""
     for node in stack.settings.nodes:
-        sysctls = harness.sysctl_settings(stack.node_dir(node) / "user-data")
+        sysctls = sysctl_settings(stack.node_dir(node) / "user-data")
         assert sysctls.get("net.ipv4.ip_nonlocal_bind") == "1", sysctls
-        harness.check_haproxy_starts(stack.root / "haproxy.cfg", str(node.ip), sysctls)
+        check_haproxy_starts(stack.root / "haproxy.cfg", str(node.ip), sysctls)
 
 
 # --- the check can fail -------------------------------------------------------------------
@@ -85,9 +85,9 @@ def test_haproxy_starts_on_a_node_without_the_vip(stack):
 ], ids=["unknown-keyword", "missing-backend", "warning-bad-timer"])
 def test_haproxy_check_rejects_a_broken_cfg(dev_stack, work, breakage, words):
     text = (dev_stack.root / "haproxy.cfg").read_text()
-    path = harness.write_broken(work, "haproxy.cfg", text, breakage)
+    path = write_broken(work, "haproxy.cfg", text, breakage)
     with pytest.raises(CheckFailed) as err:
-        harness.check_haproxy_cfg(path)
+        check_haproxy_cfg(path)
     assert words in str(err.value)
 
 
@@ -96,6 +96,6 @@ def test_start_check_catches_a_node_that_cannot_bind_the_vip(dev_stack):
     sees it (and the same file starts with the setting)."""
     node = dev_stack.settings.nodes[-1]
     cfg = dev_stack.root / "haproxy.cfg"
-    harness.check_haproxy_starts(cfg, str(node.ip), {"net.ipv4.ip_nonlocal_bind": "1"})
+    check_haproxy_starts(cfg, str(node.ip), {"net.ipv4.ip_nonlocal_bind": "1"})
     with pytest.raises(CheckFailed, match=r"cannot bind socket \(Cannot assign requested address\)"):
-        harness.check_haproxy_starts(cfg, str(node.ip), {})
+        check_haproxy_starts(cfg, str(node.ip), {})

@@ -12,9 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.validate import harness
+from tests.validate.tools.agents import HAPX_AGENTS
+from tests.validate.tools.netns import netns
+from tests.validate.tools.procs import BASE_PATH, ToolResult, run, run_ok
+from tests.validate.tools.shell import check_shell
 
-AGENT = harness.HAPX_AGENTS / "haproxy-health"
+AGENT = HAPX_AGENTS / "haproxy-health"
 BACKEND = "kubernetes-masters"
 SERVERS = ("m1", "m2", "m3")
 PORTS = (9101, 9102, 9103)
@@ -34,7 +37,7 @@ def haproxy(tmp_path):
     cfg.write_text(f"global\n    stats socket {sock} mode 600 level admin\n"
                    "defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n"
                    f"{listeners}backend sink\n    server none 127.0.0.1:9\nbackend {BACKEND}\n{servers}")
-    with harness.netns() as ns:
+    with netns() as ns:
         proc = subprocess.Popen(["ip", "netns", "exec", ns, "haproxy", "-db", "-f", str(cfg)],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
@@ -60,18 +63,18 @@ def attrd(tmp_path):
     return log
 
 
-def agent(ns: str, sock: Path, tmp_path, action: str, interval_ms: int = 2000, **params: str) -> harness.ToolResult:
-    env = {"PATH": f"{tmp_path / 'bin'}:{harness.BASE_PATH}", "OCF_ROOT": "/usr/lib/ocf",
+def agent(ns: str, sock: Path, tmp_path, action: str, interval_ms: int = 2000, **params: str) -> ToolResult:
+    env = {"PATH": f"{tmp_path / 'bin'}:{BASE_PATH}", "OCF_ROOT": "/usr/lib/ocf",
            "HA_RSCTMP": str(tmp_path), "OCF_RESKEY_CRM_meta_interval": str(interval_ms),
            **{f"OCF_RESKEY_{k}": v for k, v in {"name": "masters-up", "backend": BACKEND, "socket": str(sock),
                                                  "multiplier": "100", "hold_s": str(HOLD_S), "dampen_s": "6",
                                                  **params}.items()}}
-    return harness.run(["ip", "netns", "exec", ns, str(AGENT), action], env=env)
+    return run(["ip", "netns", "exec", ns, str(AGENT), action], env=env)
 
 
 def admin(ns: str, sock: Path, command: str) -> None:
-    harness.run_ok(["ip", "netns", "exec", ns, "curl", "-s", "--max-time", "5", "--unix-socket", str(sock),
-                    "telnet://localhost"], input=command + "\n")
+    run_ok(["ip", "netns", "exec", ns, "curl", "-s", "--max-time", "5", "--unix-socket", str(sock),
+            "telnet://localhost"], input=command + "\n")
 
 
 def published(log: Path) -> list[str]:
@@ -83,14 +86,14 @@ def published(log: Path) -> list[str]:
 def test_agent_passes_sh_n_and_shellcheck():
     """It runs under /bin/sh (dash): no bashisms."""
     assert AGENT.read_text().startswith("#!/bin/sh\n") and os.access(AGENT, os.X_OK)
-    harness.check_shell(AGENT, shell="sh")
+    check_shell(AGENT, shell="sh")
 
 
 def test_meta_data_is_valid_against_the_ra_api_dtd(tmp_path):
-    meta = harness.run_ok([str(AGENT), "meta-data"]).stdout
+    meta = run_ok([str(AGENT), "meta-data"]).stdout
     (tmp_path / "meta.xml").write_text(meta)
-    harness.run_ok(["xmllint", "--noout", "--dtdvalid", "/usr/share/resource-agents/ra-api-1.dtd",
-                    str(tmp_path / "meta.xml")])
+    run_ok(["xmllint", "--noout", "--dtdvalid", "/usr/share/resource-agents/ra-api-1.dtd",
+            str(tmp_path / "meta.xml")])
 
 
 def test_counts_servers_up_and_publishes_a_change_only_after_it_held(haproxy, attrd, tmp_path):

@@ -9,9 +9,9 @@ Offline, two things differ from a node, and the tests say where they step in:
 - `systemd:` agents: Pacemaker describes them through systemd's D-Bus, which this host does
   not run. crmsh asks `crm_resource --show-metadata systemd:haproxy`; a small shim answers
   with the exact text libcrmservice generates on a node, only for units installed here
-  (haproxy.service is), so a misspelt unit is still an error (see harness.make_crm_env).
+  (haproxy.service is), so a misspelt unit is still an error (see tools/crmsh.py, make_crm_env).
   For crm_simulate the CIB copy maps `systemd:haproxy` to `ocf:heartbeat:Dummy`
-  (harness.simulation_copy): placement does not depend on the agent class.
+  (tools/pacemaker.py, simulation_copy): placement does not depend on the agent class.
 - Quorum: corosync's `two_node: 1` keeps the survivor of two quorate, but crm_simulate
   cannot see corosync; the simulations pass `-q 1` (what votequorum reports: two_node for
   two nodes, a majority of two out of three otherwise). The empty CIB the configuration is
@@ -21,7 +21,7 @@ Offline, two things differ from a node, and the tests say where they step in:
 
 Clone instances: crm_simulate names the instances it creates `haproxy:0`, `haproxy:1`, ...;
 once they have a history (an anonymous clone's status entries are plain `haproxy`) later
-transitions name them `haproxy`. The harness maps both to `haproxy` (harness.instance_of), and
+transitions name them `haproxy`. The harness maps both to `haproxy` (tools/pacemaker.py, instance_of), and
 a placement maps `haproxy` and `haproxy-clone` to every node an instance runs on.
 """
 
@@ -34,8 +34,27 @@ from pathlib import Path
 import pytest
 
 from hapx import rendering, scores
-from tests.validate import harness
-from tests.validate.harness import CheckFailed
+from tests.validate.tools.crmsh import check_reload_is_noop, crm_errors, crm_load, make_crm_env
+from tests.validate.tools.pacemaker import (
+    check_start_waits,
+    check_untouched,
+    cib_root,
+    cib_state,
+    crm_verify,
+    elect_dc,
+    empty_cib,
+    forget_node_history,
+    parse_xml,
+    placed_with,
+    restore_agents,
+    running_on,
+    set_dc,
+    set_standby,
+    simulate,
+    simulation_copy,
+)
+from tests.validate.tools.procs import CheckFailed, ToolResult, private_mounts, run, run_ok, write_broken
+from tests.validate.tools.shell import heredoc, run_step_offline
 
 CRM_HEREDOC = "HAPX_CLUSTER_CRM"
 VIP, HAPROXY, CLONE = rendering.CRM.vip, rendering.CRM.haproxy, rendering.CRM.haproxy_clone
@@ -53,8 +72,8 @@ def node_names(stack):
 
 
 def load_fresh(stack, work, crm_env, crm_file=None, name="cib.xml"):
-    cib = harness.empty_cib(work / name, cluster_name=stack.settings.corosync.cluster_name)
-    harness.crm_load(cib, crm_file or stack.root / "cluster.crm", crm_env)
+    cib = empty_cib(work / name, cluster_name=stack.settings.corosync.cluster_name)
+    crm_load(cib, crm_file or stack.root / "cluster.crm", crm_env)
     return cib
 
 
@@ -86,14 +105,14 @@ def with_node_attributes(cib, out, values):
     (`crm_attribute -N NODE -n NAME -v VALUE -l reboot`, against the copy)."""
     shutil.copy(cib, out)
     for (node, name), value in values.items():
-        harness.run_ok(["crm_attribute", "-N", node, "-n", name, "-v", str(value), "-l", "reboot"],
-                       env={**os.environ, "CIB_file": str(out)})
+        run_ok(["crm_attribute", "-N", node, "-n", name, "-v", str(value), "-l", "reboot"],
+               env={**os.environ, "CIB_file": str(out)})
     return out
 
 
 def simulate_up(stack, cib, work):
     """All nodes of `stack` come up in a simulation of `cib` (systemd: mapped to Dummy)."""
-    return harness.simulate(harness.simulation_copy(cib, work / "sim.xml"), work / "up.xml", up=node_names(stack))
+    return simulate(simulation_copy(cib, work / "sim.xml"), work / "up.xml", up=node_names(stack))
 
 
 def monitor_failure(stack, node):
@@ -103,7 +122,7 @@ def monitor_failure(stack, node):
 
 def migration_threshold(cib, resource: str = "haproxy"):
     """The resource's own migration-threshold, else the rsc_defaults one."""
-    root = harness.cib_root(cib)
+    root = cib_root(cib)
     for prim in root.iter("primitive"):
         if prim.get("id") == resource:
             for meta in prim.iter("meta_attributes"):
@@ -117,15 +136,15 @@ def migration_threshold(cib, resource: str = "haproxy"):
 @dataclass(frozen=True)
 class Loaded:
     cib: Path
-    first: harness.ToolResult
+    first: ToolResult
 
 
 @pytest.fixture(scope="session")
 def loaded(stack, tmp_path_factory):
     """The stack's cluster.crm loaded once into an empty CIB (shared by the tests below)."""
     base = tmp_path_factory.mktemp(f"cib-{stack.name}")
-    cib = harness.empty_cib(base / "cib.xml", cluster_name=stack.settings.corosync.cluster_name)
-    first = harness.crm_load(cib, stack.root / "cluster.crm", harness.make_crm_env(base))
+    cib = empty_cib(base / "cib.xml", cluster_name=stack.settings.corosync.cluster_name)
+    first = crm_load(cib, stack.root / "cluster.crm", make_crm_env(base))
     yield Loaded(cib, first)
     shutil.rmtree(base, ignore_errors=True)
 
@@ -134,8 +153,8 @@ def loaded(stack, tmp_path_factory):
 def dev_loaded(dev_stack, tmp_path_factory):
     """The dev stack's cluster.crm loaded once, for the tests that break the result."""
     base = tmp_path_factory.mktemp("cib-dev-negative")
-    cib = harness.empty_cib(base / "cib.xml", cluster_name=dev_stack.settings.corosync.cluster_name)
-    first = harness.crm_load(cib, dev_stack.root / "cluster.crm", harness.make_crm_env(base))
+    cib = empty_cib(base / "cib.xml", cluster_name=dev_stack.settings.corosync.cluster_name)
+    first = crm_load(cib, dev_stack.root / "cluster.crm", make_crm_env(base))
     yield Loaded(cib, first)
     shutil.rmtree(base, ignore_errors=True)
 
@@ -151,7 +170,7 @@ def cluster_up(stack, loaded_cib, tmp_path_factory):
     tests only read its CIB (every later simulation writes a CIB of its own)."""
     base = tmp_path_factory.mktemp(f"up-{stack.name}")
     sim = simulate_up(stack, loaded_cib, base)
-    yield sim, harness.placed_with(sim.placement, VIP, CLONE)
+    yield sim, placed_with(sim.placement, VIP, CLONE)
     shutil.rmtree(base, ignore_errors=True)
 
 
@@ -160,7 +179,7 @@ def failed_over(cluster_up, tmp_path_factory):
     """The VIP holder of `cluster_up` fails; returns (simulation, the failed node). Shared, read only."""
     up, holder = cluster_up
     base = tmp_path_factory.mktemp("failed")
-    yield harness.simulate(up.cib_out, base / "failed.xml", fail=[holder]), holder
+    yield simulate(up.cib_out, base / "failed.xml", fail=[holder]), holder
     shutil.rmtree(base, ignore_errors=True)
 
 
@@ -168,11 +187,11 @@ def test_crm_configuration_loads_into_an_empty_cib(stack, loaded, work, crm_env)
     """`crm configure load update cluster.crm` into an empty CIB exits 0 without an ERROR line
     (crm_load checks both); loading it again changes nothing (same epoch, same
     configuration); `crm_verify -x` accepts the result; the DC's own properties survive."""
-    assert harness.cib_state(loaded.cib)[0][1] != "1", f"the load changed nothing:\n{loaded.first.describe()}"
+    assert cib_state(loaded.cib)[0][1] != "1", f"the load changed nothing:\n{loaded.first.describe()}"
     cib = Path(shutil.copy(loaded.cib, work / "cib.xml"))
-    harness.check_reload_is_noop(cib, stack.root / "cluster.crm", crm_env)
-    harness.crm_verify(cib)
-    props = {nv.get("name"): nv.get("value") for nv in harness.cib_root(cib).find("configuration/crm_config").iter("nvpair")}
+    check_reload_is_noop(cib, stack.root / "cluster.crm", crm_env)
+    crm_verify(cib)
+    props = {nv.get("name"): nv.get("value") for nv in cib_root(cib).find("configuration/crm_config").iter("nvpair")}
     assert props["cluster-name"] == stack.settings.corosync.cluster_name
     assert props["cluster-infrastructure"] == "corosync"
 
@@ -182,7 +201,7 @@ def test_loaded_cib_carries_the_settings(stack, loaded_cib):
     fencing, HAProxy as systemd:haproxy cloned (interleave=true) and nothing else cloned, the
     VIP colocated with the clone (it follows a running instance) and ordered after it."""
     s = stack.settings
-    root = harness.cib_root(loaded_cib)
+    root = cib_root(loaded_cib)
 
     def nvpairs(el):
         return {nv.get("name"): nv.get("value") for nv in el.iter("nvpair")}
@@ -237,7 +256,7 @@ def test_loaded_cib_carries_the_settings(stack, loaded_cib):
 def test_configure_step_loads_the_validated_file(stack):
     """The configure step writes exactly cluster.crm, the file validated here."""
     (step,) = [s for s in stack.steps if s.kind == "configure"]
-    assert harness.heredoc(step.script, CRM_HEREDOC) == (stack.root / "cluster.crm").read_text()
+    assert heredoc(step.script, CRM_HEREDOC) == (stack.root / "cluster.crm").read_text()
 
 
 def test_haproxy_starts_everywhere_and_the_vip_after_it(stack, cluster_up):
@@ -245,10 +264,10 @@ def test_haproxy_starts_everywhere_and_the_vip_after_it(stack, cluster_up):
     HAProxy runs, and the VIP's start waits for the start of the HAProxy on its node."""
     sim, holder = cluster_up
     nodes = node_names(stack)
-    harness.running_on(sim.placement, CLONE, nodes)
+    running_on(sim.placement, CLONE, nodes)
     assert sim.started(HAPROXY) == sorted(nodes) and sim.stopped(HAPROXY) == []
     assert sim.ops(VIP) == [("start", holder)]
-    harness.check_start_waits(sim, VIP, HAPROXY, holder)
+    check_start_waits(sim, VIP, HAPROXY, holder)
 
 
 def test_failover_moves_only_the_vip(stack, failed_over):
@@ -256,12 +275,12 @@ def test_failover_moves_only_the_vip(stack, failed_over):
     starts or stops anywhere (no cold start in the failover path)."""
     sim, holder = failed_over
     survivors = [n for n in node_names(stack) if n != holder]
-    survivor = harness.placed_with(sim.placement, VIP, CLONE)
+    survivor = placed_with(sim.placement, VIP, CLONE)
     assert survivor in survivors
-    harness.running_on(sim.placement, CLONE, survivors)
+    running_on(sim.placement, CLONE, survivors)
     assert sim.ops(VIP) == [("start", survivor)]
     for node in survivors:
-        harness.check_untouched(sim, HAPROXY, node)
+        check_untouched(sim, HAPROXY, node)
     assert sim.ops(HAPROXY) == []
 
 
@@ -279,26 +298,26 @@ def test_returning_node_gets_haproxy_back_and_the_vip_by_placement(stack, failed
     stickiness keeps the VIP where it is either way."""
     failed, holder = failed_over
     nodes = node_names(stack)
-    survivor = harness.placed_with(failed.placement, VIP, CLONE)
+    survivor = placed_with(failed.placement, VIP, CLONE)
     shutil.copy(failed.cib_out, work / "rebooted.xml")
-    harness.forget_node_history(work / "rebooted.xml", holder)
-    no_dc = harness.simulate(work / "rebooted.xml", work / "back-no-dc.xml", up=[holder])
-    assert harness.placed_with(no_dc.placement, VIP, CLONE) == survivor
+    forget_node_history(work / "rebooted.xml", holder)
+    no_dc = simulate(work / "rebooted.xml", work / "back-no-dc.xml", up=[holder])
+    assert placed_with(no_dc.placement, VIP, CLONE) == survivor
     assert no_dc.ops(VIP) == [], f"the returning node moved the VIP: {no_dc.actions}"
-    back = harness.simulate(harness.set_dc(work / "rebooted.xml", work / "rebooted-dc.xml", survivor),
-                            work / "back.xml", up=[holder])
-    harness.running_on(back.placement, CLONE, nodes)
+    back = simulate(set_dc(work / "rebooted.xml", work / "rebooted-dc.xml", survivor),
+                    work / "back.xml", up=[holder])
+    running_on(back.placement, CLONE, nodes)
     assert back.ops(HAPROXY) == [("start", holder)]
     for node in nodes:
         if node != holder:
-            harness.check_untouched(back, HAPROXY, node)
+            check_untouched(back, HAPROXY, node)
     if not off_dc(stack):
         assert back.ops(VIP) == [], f"the VIP failed back: {back.actions}"
-        assert harness.placed_with(back.placement, VIP, CLONE) == survivor
+        assert placed_with(back.placement, VIP, CLONE) == survivor
         return
     if len(nodes) == 2:
-        assert harness.placed_with(back.placement, VIP, CLONE) == holder
-    target = harness.placed_with(back.placement, VIP, CLONE)
+        assert placed_with(back.placement, VIP, CLONE) == holder
+    target = placed_with(back.placement, VIP, CLONE)
     assert target != survivor
     assert back.ops(VIP) == [("migrate_to", survivor), ("migrate_from", target), ("stop", survivor)], back.actions
     migrate_from = back.graph.key(VIP, "migrate_from", target)
@@ -311,12 +330,12 @@ def test_a_vip_on_the_dc_moves_only_off_dc(stack, cluster_up, work):
     migrates to another node (the location rule on #is_dc outscores stickiness),
     make-before-break. HAProxy is left alone everywhere."""
     up, holder = cluster_up
-    sim = harness.simulate(harness.set_dc(up.cib_out, work / "dc-in.xml", holder), work / "on-dc.xml")
+    sim = simulate(set_dc(up.cib_out, work / "dc-in.xml", holder), work / "on-dc.xml")
     assert sim.ops(HAPROXY) == [], sim.actions
     if not off_dc(stack):
         assert sim.ops(VIP) == [], sim.actions
         return
-    target = harness.placed_with(sim.placement, VIP, CLONE)
+    target = placed_with(sim.placement, VIP, CLONE)
     assert target != holder
     assert sim.ops(VIP) == [("migrate_to", holder), ("migrate_from", target), ("stop", holder)], sim.actions
     assert sim.graph.waits_for(sim.graph.key(VIP, "stop", holder), sim.graph.key(VIP, "migrate_from", target))
@@ -328,8 +347,8 @@ def test_a_dc_left_alone_still_runs_the_vip(stack, cluster_up, work):
     up, holder = cluster_up
     survivors = [n for n in node_names(stack) if n != holder]
     dc = survivors[0]
-    sim = harness.simulate(harness.set_dc(up.cib_out, work / "dc-in.xml", dc), work / "dc-failed.xml", fail=[holder])
-    where = harness.placed_with(sim.placement, VIP, CLONE)
+    sim = simulate(set_dc(up.cib_out, work / "dc-in.xml", dc), work / "dc-failed.xml", fail=[holder])
+    where = placed_with(sim.placement, VIP, CLONE)
     assert where in survivors
     if len(survivors) == 1:
         assert where == dc and sim.ops(VIP) == [("start", dc)], sim.actions
@@ -339,7 +358,7 @@ def test_a_dc_left_alone_still_runs_the_vip(stack, cluster_up, work):
 def test_transition_delay_and_the_placement_rule(stack, loaded_cib):
     """The loaded CIB carries the DC's transition-delay (100 ms) and, only with off-dc, the VIP's
     preference for a node that is not the DC (a rule on #is_dc, scored above stickiness)."""
-    root = harness.cib_root(loaded_cib)
+    root = cib_root(loaded_cib)
     props = {nv.get("name"): nv.get("value") for nv in root.find("configuration/crm_config").iter("nvpair")}
     assert props["transition-delay"] == "100ms"
     locations = [c for c in root.iter("rsc_location") if c.get("id") == rendering.CRM.vip_location]
@@ -362,14 +381,14 @@ def test_standby_moves_only_the_vip_make_before_break(stack, cluster_up, work):
     stop on the holder; HAProxy then stops on the node in standby only."""
     up, holder = cluster_up
     others = [n for n in node_names(stack) if n != holder]
-    sim = harness.simulate(harness.set_standby(up.cib_out, work / "standby-in.xml", holder), work / "standby.xml")
-    target = harness.placed_with(sim.placement, VIP, CLONE)
+    sim = simulate(set_standby(up.cib_out, work / "standby-in.xml", holder), work / "standby.xml")
+    target = placed_with(sim.placement, VIP, CLONE)
     assert target in others
-    harness.running_on(sim.placement, CLONE, others)
+    running_on(sim.placement, CLONE, others)
     assert sim.ops(VIP) == [("migrate_to", holder), ("migrate_from", target), ("stop", holder)], sim.actions
     assert sim.ops(HAPROXY) == [("stop", holder)], sim.actions
     for node in others:
-        harness.check_untouched(sim, HAPROXY, node)
+        check_untouched(sim, HAPROXY, node)
     migrate_from = sim.graph.key(VIP, "migrate_from", target)
     stop = sim.graph.key(VIP, "stop", holder)
     assert sim.graph.waits_for(migrate_from, sim.graph.key(VIP, "migrate_to", holder))
@@ -381,9 +400,9 @@ def test_without_allow_migrate_a_move_is_break_before_make(dev_stack, work, crm_
     """The check above sees the difference: without allow-migrate the move is a stop, then a start."""
     cib = load_fresh(dev_stack, work, crm_env, edited_crm(dev_stack, work, lambda t: t.replace("meta allow-migrate=true ", "meta ")))
     up = simulate_up(dev_stack, cib, work)
-    holder = harness.placed_with(up.placement, VIP, CLONE)
-    sim = harness.simulate(harness.set_standby(up.cib_out, work / "standby-in.xml", holder), work / "standby.xml")
-    target = harness.placed_with(sim.placement, VIP, CLONE)
+    holder = placed_with(up.placement, VIP, CLONE)
+    sim = simulate(set_standby(up.cib_out, work / "standby-in.xml", holder), work / "standby.xml")
+    target = placed_with(sim.placement, VIP, CLONE)
     assert sim.ops(VIP) == [("stop", holder), ("start", target)], sim.actions
 
 
@@ -394,12 +413,12 @@ def test_haproxy_failing_takes_the_vip_away(stack, cluster_up, loaded_cib, work)
     assert migration_threshold(loaded_cib) > 1, "a failed HAProxy must be restarted in place, not banned"
     up, holder = cluster_up
     others = [n for n in node_names(stack) if n != holder]
-    sim = harness.simulate(up.cib_out, work / "failure.xml", inject=[monitor_failure(stack, holder)])
-    where = harness.placed_with(sim.placement, VIP, CLONE)
+    sim = simulate(up.cib_out, work / "failure.xml", inject=[monitor_failure(stack, holder)])
+    where = placed_with(sim.placement, VIP, CLONE)
     assert where != holder, f"still on {holder} after HAProxy failed there"
-    harness.running_on(sim.placement, CLONE, node_names(stack))
+    running_on(sim.placement, CLONE, node_names(stack))
     for node in others:
-        harness.check_untouched(sim, HAPROXY, node)
+        check_untouched(sim, HAPROXY, node)
     assert sim.ops(HAPROXY) == [("stop", holder), ("start", holder)], sim.actions
     # The VIP leaves before its HAProxy stops (the order); its HAProxy serves nothing anyway.
     assert sim.ops(VIP) == [("stop", holder), ("start", where)], sim.actions
@@ -414,10 +433,10 @@ def test_haproxy_failing_on_every_node_leaves_the_vip_running(stack, cluster_up,
     sim, victim = up, holder
     failed = []
     for step in range(len(node_names(stack))):
-        sim = harness.simulate(sim.cib_out, work / f"failure-{step}.xml", inject=[monitor_failure(stack, victim)])
+        sim = simulate(sim.cib_out, work / f"failure-{step}.xml", inject=[monitor_failure(stack, victim)])
         failed.append(victim)
-        harness.running_on(sim.placement, CLONE, node_names(stack))
-        where = harness.placed_with(sim.placement, VIP, CLONE)
+        running_on(sim.placement, CLONE, node_names(stack))
+        where = placed_with(sim.placement, VIP, CLONE)
         assert sim.ops(HAPROXY) == [("stop", victim), ("start", victim)], sim.actions
         # Next: the VIP's node if its HAProxy has not failed yet, else any node that has not.
         victim = where if where not in failed else next((n for n in node_names(stack) if n not in failed), None)
@@ -433,10 +452,10 @@ def test_a_stray_vip_found_by_a_probe_is_stopped_everywhere_and_started_once(sta
     announces it again, so no neighbour is left pointing at a node that let it go."""
     up, holder = cluster_up
     other = next(n for n in node_names(stack) if n != holder)
-    sim = harness.simulate(up.cib_out, work / "stray.xml", inject=[f"{VIP}_monitor_0@{other}=0"])
-    kept = harness.placed_with(sim.placement, VIP, CLONE)
+    sim = simulate(up.cib_out, work / "stray.xml", inject=[f"{VIP}_monitor_0@{other}=0"])
+    kept = placed_with(sim.placement, VIP, CLONE)
     assert sorted(sim.ops(VIP)) == sorted([("stop", holder), ("stop", other), ("start", kept)]), sim.actions
-    harness.check_untouched(sim, HAPROXY, holder)
+    check_untouched(sim, HAPROXY, holder)
 
 
 def test_haproxy_failing_elsewhere_leaves_the_vip_alone(stack, cluster_up, work):
@@ -444,9 +463,9 @@ def test_haproxy_failing_elsewhere_leaves_the_vip_alone(stack, cluster_up, work)
     and the VIP is not touched."""
     up, holder = cluster_up
     other = next(n for n in node_names(stack) if n != holder)
-    sim = harness.simulate(up.cib_out, work / "elsewhere.xml", inject=[monitor_failure(stack, other)])
-    assert harness.placed_with(sim.placement, VIP, CLONE) == holder
-    harness.running_on(sim.placement, CLONE, node_names(stack))
+    sim = simulate(up.cib_out, work / "elsewhere.xml", inject=[monitor_failure(stack, other)])
+    assert placed_with(sim.placement, VIP, CLONE) == holder
+    running_on(sim.placement, CLONE, node_names(stack))
     assert sim.ops(VIP) == [], sim.actions
     assert sim.ops(HAPROXY) == [("stop", other), ("start", other)], sim.actions
 
@@ -462,29 +481,29 @@ def test_the_vip_follows_the_node_that_sees_more_masters(stack, cluster_up, work
     masters = len(stack.settings.masters)
     for dc in (None, holder):
         tag = f"dc-{dc}" if dc else "no-dc"
-        base = harness.set_dc(up.cib_out, work / f"{tag}-in.xml", dc) if dc else up.cib_out
-        equal = harness.simulate(with_node_attributes(base, work / f"{tag}-eq.xml",
-                                                      {(n, MASTERS_UP): masters * m for n in nodes}),
-                                 work / f"{tag}-equal.xml")
-        start = harness.placed_with(equal.placement, VIP, CLONE)
+        base = set_dc(up.cib_out, work / f"{tag}-in.xml", dc) if dc else up.cib_out
+        equal = simulate(with_node_attributes(base, work / f"{tag}-eq.xml",
+                                              {(n, MASTERS_UP): masters * m for n in nodes}),
+                         work / f"{tag}-equal.xml")
+        start = placed_with(equal.placement, VIP, CLONE)
         if not (dc and off_dc(stack)):
             assert start == holder and equal.ops(VIP) == [], equal.actions
         fewer = {(n, MASTERS_UP): masters * m for n in nodes} | {(start, MASTERS_UP): (masters - 1) * m}
-        sim = harness.simulate(with_node_attributes(equal.cib_out, work / f"{tag}-few.xml", fewer),
-                               work / f"{tag}-fewer.xml")
-        target = harness.placed_with(sim.placement, VIP, CLONE)
+        sim = simulate(with_node_attributes(equal.cib_out, work / f"{tag}-few.xml", fewer),
+                       work / f"{tag}-fewer.xml")
+        target = placed_with(sim.placement, VIP, CLONE)
         assert target != start, f"{start} sees fewer masters and keeps the VIP ({tag}): {sim.actions}"
         assert sim.ops(VIP) == [("migrate_to", start), ("migrate_from", target), ("stop", start)], sim.actions
         assert sim.ops(HAPROXY) == [], sim.actions
-        back = harness.simulate(with_node_attributes(sim.cib_out, work / f"{tag}-back-in.xml",
-                                                     {(start, MASTERS_UP): masters * m}), work / f"{tag}-back.xml")
+        back = simulate(with_node_attributes(sim.cib_out, work / f"{tag}-back-in.xml",
+                                             {(start, MASTERS_UP): masters * m}), work / f"{tag}-back.xml")
         assert back.ops(VIP) == [] or (dc and off_dc(stack)), f"the VIP went back ({tag}): {back.actions}"
 
 
 def test_without_quorum_nothing_runs(stack, cluster_up, work):
     """A partition without quorum publishes no VIP and runs no HAProxy (no-quorum-policy=stop)."""
     up, _holder = cluster_up
-    sim = harness.simulate(up.cib_out, work / "noquorum.xml", quorum=False)
+    sim = simulate(up.cib_out, work / "noquorum.xml", quorum=False)
     assert sim.placement == {VIP: (), HAPROXY: (), CLONE: (), HEALTH: (), HEALTH_CLONE: ()}
 
 
@@ -492,13 +511,13 @@ def test_configure_step_runs_against_the_cluster(stack, loaded_cib, cluster_up, 
     """The configure step itself, run here against an offline CIB of the running cluster:
     its load is a no-op, and it finds HAProxy on every node and the VIP on one of them."""
     up, holder = cluster_up
-    cib = harness.restore_agents(loaded_cib, up.cib_out, work / "live.xml")
-    before = harness.cib_state(cib)
-    result = harness.run_step_offline(step_file(stack, "configure"), cib, crm_env)
+    cib = restore_agents(loaded_cib, up.cib_out, work / "live.xml")
+    before = cib_state(cib)
+    result = run_step_offline(step_file(stack, "configure"), cib, crm_env)
     assert result.returncode == 0, result.describe()
     everywhere = " ".join(sorted(node_names(stack)))
     assert f"hapx: VIP {stack.settings.vip} runs on {holder}; HAProxy runs on {everywhere}" in result.output
-    assert harness.cib_state(cib) == before
+    assert cib_state(cib) == before
 
 
 def test_configure_step_retires_what_it_no_longer_renders(dev_stack, dev_loaded, work, crm_env):
@@ -506,8 +525,8 @@ def test_configure_step_retires_what_it_no_longer_renders(dev_stack, dev_loaded,
     vipPlacement) is deleted by the configure step; an operator's own resource and constraint
     and a `crm resource move` constraint stay."""
     up = simulate_up(dev_stack, dev_loaded.cib, work)
-    holder = harness.placed_with(up.placement, VIP, CLONE)
-    cib = harness.restore_agents(dev_loaded.cib, up.cib_out, work / "live.xml")
+    holder = placed_with(up.placement, VIP, CLONE)
+    cib = restore_agents(dev_loaded.cib, up.cib_out, work / "live.xml")
     retired = rendering.CRM.vip_location
     assert retired in rendering.CRM.owned and retired not in rendering.owned_crm_ids(dev_stack.settings)
     old = work / "old.crm"
@@ -515,13 +534,13 @@ def test_configure_step_retires_what_it_no_longer_renders(dev_stack, dev_loaded,
                    "primitive ops-marker ocf:heartbeat:Dummy\n"
                    f"location ops-pin ops-marker 10: {holder}\n"
                    f"location cli-prefer-{VIP} {VIP} role=Started inf: {holder}\n")
-    harness.crm_load(cib, old, crm_env)
+    crm_load(cib, old, crm_env)
     def ids() -> set[str | None]:
         return {e.get("id") for s in ("resources", "constraints")
-                for e in harness.cib_root(cib).find(f"configuration/{s}")}
+                for e in cib_root(cib).find(f"configuration/{s}")}
     operators = {"ops-marker", "ops-pin", f"cli-prefer-{VIP}"}
     assert {retired} | operators <= ids()
-    result = harness.run_step_offline(step_file(dev_stack, "configure"), cib, crm_env)
+    result = run_step_offline(step_file(dev_stack, "configure"), cib, crm_env)
     assert result.returncode == 0, result.describe()
     assert f"hapx: retired from the cluster configuration: {retired}\n" in result.output, result.describe()
     assert ids() == set(rendering.owned_crm_ids(dev_stack.settings)) | operators
@@ -533,17 +552,17 @@ def test_configure_step_waits_for_haproxy_on_every_node(dev_stack, dev_loaded, w
     fails saying where it found them: it wants HAProxy on every node, not only a VIP."""
     nodes = node_names(dev_stack)
     up = simulate_up(dev_stack, dev_loaded.cib, work)
-    holder = harness.placed_with(up.placement, VIP, CLONE)
-    failed = harness.simulate(up.cib_out, work / "failed.xml", fail=[holder])
-    survivor = harness.placed_with(failed.placement, VIP, CLONE)
-    cib = harness.restore_agents(dev_loaded.cib, failed.cib_out, work / "live.xml")
+    holder = placed_with(up.placement, VIP, CLONE)
+    failed = simulate(up.cib_out, work / "failed.xml", fail=[holder])
+    survivor = placed_with(failed.placement, VIP, CLONE)
+    cib = restore_agents(dev_loaded.cib, failed.cib_out, work / "live.xml")
     script = step_file(dev_stack, "configure").read_text()
     timeout_s = int(re.search(r"deadline=\$\(\(SECONDS \+ (\d+)\)\)", script).group(1))
     short = work / "configure.sh"
     short.write_text(script.replace(f"SECONDS + {timeout_s}))", "SECONDS + 2))").replace(
         f"after {timeout_s}s", "after 2s"))
     assert short.read_text().count("SECONDS + 2))") == 1 and "after 2s" in short.read_text()
-    result = harness.run_step_offline(short, cib, crm_env)
+    result = run_step_offline(short, cib, crm_env)
     assert result.returncode == 1, result.describe()
     assert f"hapx: after 2s the VIP runs on '{survivor}' and HAProxy on '{survivor}'" in result.output, \
         result.describe()
@@ -554,9 +573,9 @@ def test_wait_members_step_sees_every_node_online(stack, loaded_cib, cluster_up,
     """The wait-members step itself, run against an offline CIB of the formed cluster (every
     node online, a DC, quorum): it reads crm_mon's XML right and finishes at once."""
     up, holder = cluster_up
-    cib = harness.restore_agents(loaded_cib, up.cib_out, work / "live.xml")
-    harness.elect_dc(cib, holder)
-    result = harness.run_step_offline(step_file(stack, "wait-members"), cib, crm_env)
+    cib = restore_agents(loaded_cib, up.cib_out, work / "live.xml")
+    elect_dc(cib, holder)
+    result = run_step_offline(step_file(stack, "wait-members"), cib, crm_env)
     assert result.returncode == 0, result.describe()
     assert f"hapx: all {len(stack.settings.nodes)} nodes are online with quorum" in result.output
 
@@ -564,10 +583,10 @@ def test_wait_members_step_sees_every_node_online(stack, loaded_cib, cluster_up,
 def test_wait_members_step_waits_for_a_missing_node(dev_stack, dev_loaded, work, crm_env):
     """With a node down the wait-members step keeps waiting (cut short here after 5 s)."""
     nodes = [n.name for n in dev_stack.settings.nodes]
-    sim = harness.simulate(harness.simulation_copy(dev_loaded.cib, work / "sim.xml"), work / "up.xml", up=nodes)
-    down = harness.simulate(sim.cib_out, work / "down.xml", fail=[nodes[-1]])
-    harness.elect_dc(down.cib_out, nodes[0])
-    result = harness.run_step_offline(step_file(dev_stack, "wait-members"), down.cib_out, crm_env, timeout=5)
+    sim = simulate(simulation_copy(dev_loaded.cib, work / "sim.xml"), work / "up.xml", up=nodes)
+    down = simulate(sim.cib_out, work / "down.xml", fail=[nodes[-1]])
+    elect_dc(down.cib_out, nodes[0])
+    result = run_step_offline(step_file(dev_stack, "wait-members"), down.cib_out, crm_env, timeout=5)
     assert result.returncode == 124, result.describe()  # killed by timeout(1) while waiting
     assert "online with quorum" not in result.output
 
@@ -580,8 +599,8 @@ def test_configure_step_fails_when_crmsh_reports_an_error(dev_stack, dev_loaded,
     The step must fail right there, not later in its wait for the resources."""
     base_cib = dev_loaded.cib
     sim = simulate_up(dev_stack, base_cib, work)
-    cib = harness.restore_agents(base_cib, sim.cib_out, work / "noquorum.xml")
-    tree = harness.parse_xml(cib)
+    cib = restore_agents(base_cib, sim.cib_out, work / "noquorum.xml")
+    tree = parse_xml(cib)
     root = tree.getroot()
     root.set("have-quorum", "0")
     for section in ("crm_config", "resources", "constraints", "rsc_defaults"):
@@ -593,12 +612,12 @@ def test_configure_step_fails_when_crmsh_reports_an_error(dev_stack, dev_loaded,
     # crmsh's own words on that CIB: exit status 0 and an ERROR line (coloured).
     probe = work / "probe.xml"
     shutil.copy(cib, probe)
-    crmsh = harness.run(harness.private_mounts(["crm", "configure", "load", "update", str(dev_stack.root / "cluster.crm")],
-                                               tmpfs=["/var/log/crmsh"]), env=crm_env.env(probe))
-    assert crmsh.returncode == 0 and harness.crm_errors(crmsh), crmsh.describe()
+    crmsh = run(private_mounts(["crm", "configure", "load", "update", str(dev_stack.root / "cluster.crm")],
+                               tmpfs=["/var/log/crmsh"]), env=crm_env.env(probe))
+    assert crmsh.returncode == 0 and crm_errors(crmsh), crmsh.describe()
     assert "\x1b[31mERROR" in crmsh.stdout + crmsh.stderr
 
-    result = harness.run_step_offline(step_file(dev_stack, "configure"), cib, crm_env)
+    result = run_step_offline(step_file(dev_stack, "configure"), cib, crm_env)
     assert result.returncode == 1, (
         "the configure step did not fail on crmsh's ERROR line:\n" + result.describe()
         + "\ncrmsh said:\n" + crmsh.output)
@@ -624,10 +643,10 @@ def test_configure_step_fails_when_crmsh_reports_an_error(dev_stack, dev_loaded,
 ], ids=["seed-stickiness-property", "seed-property-line", "seed-plain-properties", "unknown-ocf-agent", "misspelt-systemd-unit",
         "dangling-constraint"])
 def test_crm_load_rejects_a_broken_configuration(dev_stack, work, crm_env, breakage, words):
-    crm_file = harness.write_broken(work, "cluster.crm", (dev_stack.root / "cluster.crm").read_text(), breakage)
-    cib = harness.empty_cib(work / "cib.xml", cluster_name=dev_stack.settings.corosync.cluster_name)
+    crm_file = write_broken(work, "cluster.crm", (dev_stack.root / "cluster.crm").read_text(), breakage)
+    cib = empty_cib(work / "cib.xml", cluster_name=dev_stack.settings.corosync.cluster_name)
     with pytest.raises(CheckFailed) as err:
-        harness.crm_load(cib, crm_file, crm_env)
+        crm_load(cib, crm_file, crm_env)
     assert words in str(err.value)
 
 
@@ -638,18 +657,18 @@ def test_second_load_check_catches_a_change(dev_stack, dev_loaded, work, crm_env
     changed.write_text((dev_stack.root / "cluster.crm").read_text().replace(
         "resource-stickiness=100", "resource-stickiness=200"))
     with pytest.raises(CheckFailed, match="changed the CIB"):
-        harness.check_reload_is_noop(cib, changed, crm_env)
+        check_reload_is_noop(cib, changed, crm_env)
 
 
 def test_crm_verify_rejects_fencing_without_devices(dev_loaded, work):
     cib = Path(shutil.copy(dev_loaded.cib, work / "cib.xml"))
-    harness.crm_verify(cib)
-    tree = harness.parse_xml(cib)
+    crm_verify(cib)
+    tree = parse_xml(cib)
     (nv,) = [nv for nv in tree.getroot().iter("nvpair") if nv.get("name") == "stonith-enabled"]
     nv.set("value", "true")
     tree.write(cib, encoding="unicode")
     with pytest.raises(CheckFailed, match="no STONITH resources have been defined"):
-        harness.crm_verify(cib)
+        crm_verify(cib)
 
 
 def test_colocation_check_catches_a_vip_without_haproxy(dev_stack, work, crm_env):
@@ -660,21 +679,21 @@ def test_colocation_check_catches_a_vip_without_haproxy(dev_stack, work, crm_env
         return without_location(rendering.CRM.vip_haproxy_failed)(without_lines("colocation ")(text))
     cib = load_fresh(dev_stack, work, crm_env, edited_crm(dev_stack, work, edit))
     up = simulate_up(dev_stack, cib, work)
-    holder = harness.placed_with(up.placement, VIP, CLONE)  # all up: HAProxy runs everywhere
+    holder = placed_with(up.placement, VIP, CLONE)  # all up: HAProxy runs everywhere
     sim = up
     for failure in range(1, migration_threshold(cib) + 1):
-        sim = harness.simulate(sim.cib_out, work / f"failure-{failure}.xml", inject=[monitor_failure(dev_stack, holder)])
+        sim = simulate(sim.cib_out, work / f"failure-{failure}.xml", inject=[monitor_failure(dev_stack, holder)])
     with pytest.raises(CheckFailed, match=f"{VIP} runs on {holder}, where {CLONE} does not run"):
-        harness.placed_with(sim.placement, VIP, CLONE)
+        placed_with(sim.placement, VIP, CLONE)
 
 
 def test_order_check_catches_a_missing_order(dev_stack, work, crm_env):
     """Without the order, the VIP starts without waiting for HAProxy: the graph check sees it."""
     cib = load_fresh(dev_stack, work, crm_env, edited_crm(dev_stack, work, without_lines("order ")))
     sim = simulate_up(dev_stack, cib, work)
-    holder = harness.placed_with(sim.placement, VIP, CLONE)
+    holder = placed_with(sim.placement, VIP, CLONE)
     with pytest.raises(CheckFailed, match="does not wait for"):
-        harness.check_start_waits(sim, VIP, HAPROXY, holder)
+        check_start_waits(sim, VIP, HAPROXY, holder)
 
 
 def test_everywhere_check_catches_haproxy_on_one_node(dev_stack, work, crm_env):
@@ -684,12 +703,12 @@ def test_everywhere_check_catches_haproxy_on_one_node(dev_stack, work, crm_env):
         dev_stack, work, lambda t: t.replace("meta interleave=true", "meta interleave=true clone-max=1")))
     up = simulate_up(dev_stack, cib, work)
     with pytest.raises(CheckFailed, match=f"{CLONE} runs on"):
-        harness.running_on(up.placement, CLONE, node_names(dev_stack))
-    holder = harness.placed_with(up.placement, VIP, CLONE)
-    failed = harness.simulate(up.cib_out, work / "failed.xml", fail=[holder])
-    survivor = harness.placed_with(failed.placement, VIP, CLONE)
+        running_on(up.placement, CLONE, node_names(dev_stack))
+    holder = placed_with(up.placement, VIP, CLONE)
+    failed = simulate(up.cib_out, work / "failed.xml", fail=[holder])
+    survivor = placed_with(failed.placement, VIP, CLONE)
     with pytest.raises(CheckFailed, match=f"does not leave {HAPROXY} running on {survivor}"):
-        harness.check_untouched(failed, HAPROXY, survivor)
+        check_untouched(failed, HAPROXY, survivor)
 
 
 def test_warm_check_catches_the_old_cold_start(dev_stack, work, crm_env):
@@ -698,13 +717,13 @@ def test_warm_check_catches_the_old_cold_start(dev_stack, work, crm_env):
     cib = load_fresh(dev_stack, work, crm_env, edited_crm(dev_stack, work, lambda t: t.replace(
         "clone haproxy-clone haproxy \\\n    meta interleave=true\n", "").replace(
         "inf: vip haproxy-clone", "inf: vip haproxy").replace("Mandatory: haproxy-clone vip", "Mandatory: haproxy vip")))
-    assert [c.get("id") for c in harness.cib_root(cib).iter("clone")] == [HEALTH_CLONE]
+    assert [c.get("id") for c in cib_root(cib).iter("clone")] == [HEALTH_CLONE]
     up = simulate_up(dev_stack, cib, work)
-    holder = harness.placed_with(up.placement, VIP, HAPROXY)
-    failed = harness.simulate(up.cib_out, work / "failed.xml", fail=[holder])
-    survivor = harness.placed_with(failed.placement, VIP, HAPROXY)
+    holder = placed_with(up.placement, VIP, HAPROXY)
+    failed = simulate(up.cib_out, work / "failed.xml", fail=[holder])
+    survivor = placed_with(failed.placement, VIP, HAPROXY)
     with pytest.raises(CheckFailed, match=r"\('start', '" + survivor):
-        harness.check_untouched(failed, HAPROXY, survivor)
+        check_untouched(failed, HAPROXY, survivor)
 
 
 def test_switching_to_sticky_retires_the_off_dc_rule(dev_stack, work, crm_env):
@@ -720,12 +739,12 @@ def test_switching_to_sticky_retires_the_off_dc_rule(dev_stack, work, crm_env):
     crm_file.write_text(rendering.cluster_crm(settings_from_dict(cfg)))
     cib = load_fresh(dev_stack, work, crm_env, crm_file, name="off-dc-cib.xml")
     up = simulate_up(dev_stack, cib, work)
-    live = harness.restore_agents(cib, up.cib_out, work / "live.xml")
+    live = restore_agents(cib, up.cib_out, work / "live.xml")
     health_rules = [rendering.CRM.vip_backends, rendering.CRM.vip_haproxy_failed]
-    locations = [c.get("id") for c in harness.cib_root(live).iter("rsc_location")]
+    locations = [c.get("id") for c in cib_root(live).iter("rsc_location")]
     assert sorted(locations) == sorted([rendering.CRM.vip_location] + health_rules)
-    result = harness.run_step_offline(step_file(dev_stack, "configure"), live, crm_env)
+    result = run_step_offline(step_file(dev_stack, "configure"), live, crm_env)
     assert result.returncode == 0, result.describe()
     assert f"hapx: retired from the cluster configuration: {rendering.CRM.vip_location}" in result.output, \
         result.describe()
-    assert sorted(c.get("id") for c in harness.cib_root(live).iter("rsc_location")) == sorted(health_rules)
+    assert sorted(c.get("id") for c in cib_root(live).iter("rsc_location")) == sorted(health_rules)

@@ -4,8 +4,8 @@ passes shellcheck (0.9, `-s bash`), with no code excluded."""
 import pytest
 
 from hapx import bootstrap
-from tests.validate import harness
-from tests.validate.harness import CheckFailed
+from tests.validate.tools.procs import CheckFailed
+from tests.validate.tools.shell import check_shell
 
 
 def test_step_files_pass_bash_n_and_shellcheck(stack):
@@ -14,7 +14,7 @@ def test_step_files_pass_bash_n_and_shellcheck(stack):
     assert len(files) == len(stack.steps) and all(f.is_file() for f in files)
     for path in files:
         assert path.read_text().startswith("#!/usr/bin/env bash\n")
-        harness.check_shell(path)
+        check_shell(path)
 
 
 def test_step_scripts_pass_bash_n_and_shellcheck(stack, work):
@@ -23,7 +23,7 @@ def test_step_scripts_pass_bash_n_and_shellcheck(stack, work):
     for step in [*stack.steps, *bootstrap.drains(stack.settings)]:
         path = work / f"{step.id}.bash"
         path.write_text(step.script)
-        harness.check_shell(path, shell="bash")
+        check_shell(path, shell="bash")
 
 
 def test_step_command_lines_pass_bash_n_and_shellcheck(stack, work):
@@ -35,7 +35,7 @@ def test_step_command_lines_pass_bash_n_and_shellcheck(stack, work):
     for step in [*stack.steps, *bootstrap.drains(stack.settings)]:
         path = work / f"{step.id}.command"
         path.write_text(step.command + "\n")
-        harness.check_shell(path, shell="bash")
+        check_shell(path, shell="bash")
         assert shlex.split(step.command) == ["sudo", "bash", "-c", step.script, f"hapx-{step.kind}"]
         assert not any(secret in step.command for secret in secrets)
 
@@ -52,5 +52,5 @@ def test_shell_check_rejects_broken_scripts(work, script, words):
     path = work / "broken.sh"
     path.write_text(script)
     with pytest.raises(CheckFailed) as err:
-        harness.check_shell(path)
+        check_shell(path)
     assert words in str(err.value)
