@@ -40,8 +40,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import labdns
-from labnet import (
+from lab import labdns
+from lab.labnet import (
     BUILD,
     PROJECT,
     LabError,

@@ -17,6 +17,9 @@ import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from hapx.crm import CRM  # standard library only
+from lab import labnet
+
 LAB_DIR = Path(__file__).resolve().parent
 PROJECT = LAB_DIR.parent
 LABCTL = LAB_DIR / "labctl"
@@ -25,10 +28,6 @@ BUILD = PROJECT / "build" / "lab"
 VENV_PYTHON = PROJECT / ".venv" / "bin" / "python"  # hapx.cli.render needs the project's requirements
 STEPS_TIMEOUT_S = 900  # the plan's steps applied to a running lab (`labctl steps --render`)
 LINGER_S = 2.0         # the client keeps polling this long after the steps: a late blip still counts
-if str(PROJECT) not in sys.path:
-    sys.path.insert(0, str(PROJECT))
-import labnet  # noqa: E402 (beside this module; standard library only)
-from hapx.crm import CRM  # noqa: E402 (standard library only)
 
 
 class LabCommandError(RuntimeError):

@@ -17,7 +17,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from labnet import (
+from lab.labnet import (
     BUILD,
     PROJECT,
     LabError,
@@ -34,7 +34,7 @@ from labnet import (
     wait_vip,
     write_file,
 )
-from pulumirun import PulumiTimeout, run_bounded, tail
+from lab.pulumirun import PulumiTimeout, run_bounded, tail
 
 NAME = "vm"
 NS = os.environ.get("HAPX_VM_NS", "hapx-vm")
