@@ -603,6 +603,11 @@ def ports(state: dict) -> dict[str, str]:
     return {node: n["port"] for node, n in state["nodes"].items()}
 
 
+def change_args(render: Path | None, timeout: float) -> list[str]:
+    """labctl's arguments that apply a changed configuration: the plan's steps of its render."""
+    return ["steps", "--render", str(render)]
+
+
 def steps(state: dict, render: str | None = None) -> None:
     """Run every plan step again, or apply another render of the same nodes (made with
     `--secrets-from` the lab's render) and run its steps."""

@@ -370,6 +370,12 @@ def ports(state: dict) -> dict[str, str]:
     return found
 
 
+def change_args(render: Path | None, timeout: float) -> list[str]:
+    """labctl's arguments that apply a changed configuration: `pulumi up` of the stack file, the
+    change already written there (render None), bounded by timeout seconds."""
+    return ["pulumi", "--timeout", str(timeout), "--", "up", "--yes", "--skip-preview"]
+
+
 def down(quiet: bool = False) -> int:
     """`pulumi destroy` when the lab's libvirtd still runs, then remove everything; idempotent."""
     state = load()

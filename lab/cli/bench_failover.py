@@ -34,6 +34,7 @@ import sys
 import time
 from pathlib import Path
 
+from lab.backend import BACKENDS
 from lab.cli import run
 from lab.labclient import (
     CRM,
@@ -217,7 +218,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="lab/bench-failover", description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog="\n".join(__doc__.splitlines()[1:]))
-    parser.add_argument("--backend", choices=("containers", "vm"), default="containers")
+    parser.add_argument("--backend", choices=tuple(BACKENDS), default="containers")
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--kind", choices=("hard", "switchover", "both"), default="both")
     parser.add_argument("--interval", type=float, default=0.05, help="the client's probe interval (s)")

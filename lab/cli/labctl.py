@@ -41,22 +41,12 @@ import subprocess
 
 from hapx.crm import CRM  # standard library only, like this program
 from lab import labnet
+from lab.backend import BACKENDS, Backend, backend
 from lab.cli import run
 from lab.labnet import LabError, log
 
 
-def backend_module(name: str):
-    """The module that makes nodes for a backend."""
-    if name == "vm":
-        from lab import vmlab
-        return vmlab
-    if name == "containers":
-        from lab import ctlab
-        return ctlab
-    raise LabError(f"unknown backend {name!r} (containers or vm)")
-
-
-def require_up(b) -> dict:
+def require_up(b: Backend) -> dict:
     state = b.load()
     if not state.get("lab") or not labnet.ns_exists(state.get("ns", "")):
         raise LabError(f"the {b.NAME} lab is not up (lab/labctl --backend {b.NAME} up)")
@@ -88,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog="\n".join(__doc__.splitlines()[1:]))
     parser.add_argument("--backend", default=os.environ.get("HAPX_LAB_BACKEND", "containers"),
-                        choices=("containers", "vm"))
+                        choices=tuple(BACKENDS))
     sub = parser.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("up", help="bring the lab up")
     p.add_argument("--render", help="containers: the render output to boot (default: render the containers stack)")
@@ -130,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if os.geteuid() != 0:
             raise LabError("must run as root (network namespaces, libvirtd, containers)")
-        b = backend_module(args.backend)
+        b = backend(args.backend)
         return run_command(b, args)
     except LabError as err:
         log(f"error: {err}")
@@ -140,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def run_command(b, args: argparse.Namespace) -> int:
+def run_command(b: Backend, args: argparse.Namespace) -> int:
     """Dispatch one subcommand to the backend."""
     if args.cmd == "up":
         options = {"render": args.render} if args.render else {}

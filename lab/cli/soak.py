@@ -15,13 +15,14 @@ from __future__ import annotations
 import argparse
 import time
 
+from lab.backend import BACKENDS
 from lab.cli import run
 from lab.labclient import Lab, Poller, burners, stop_burners
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="lab/soak", description=__doc__.splitlines()[0])
-    parser.add_argument("--backend", choices=("containers", "vm"), default="containers")
+    parser.add_argument("--backend", choices=tuple(BACKENDS), default="containers")
     parser.add_argument("--minutes", type=float, default=10)
     parser.add_argument("--load", action="store_true", help="keep every core of the host busy meanwhile")
     args = parser.parse_args()
