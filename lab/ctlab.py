@@ -40,8 +40,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import labdns
-from labnet import (
+from lab import labdns
+from lab.labnet import (
     BUILD,
     PROJECT,
     LabError,
@@ -601,6 +601,11 @@ def running(state: dict, node: str) -> bool:
 def ports(state: dict) -> dict[str, str]:
     """Each node's port on the lab bridge (the lab side of its veth)."""
     return {node: n["port"] for node, n in state["nodes"].items()}
+
+
+def change_args(render: Path | None, timeout: float) -> list[str]:
+    """labctl's arguments that apply a changed configuration: the plan's steps of its render."""
+    return ["steps", "--render", str(render)]
 
 
 def steps(state: dict, render: str | None = None) -> None:

@@ -17,6 +17,10 @@ import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from hapx.crm import CRM  # standard library only
+from lab import labnet
+from lab.backend import backend
+
 LAB_DIR = Path(__file__).resolve().parent
 PROJECT = LAB_DIR.parent
 LABCTL = LAB_DIR / "labctl"
@@ -25,10 +29,6 @@ BUILD = PROJECT / "build" / "lab"
 VENV_PYTHON = PROJECT / ".venv" / "bin" / "python"  # hapx.cli.render needs the project's requirements
 STEPS_TIMEOUT_S = 900  # the plan's steps applied to a running lab (`labctl steps --render`)
 LINGER_S = 2.0         # the client keeps polling this long after the steps: a late blip still counts
-if str(PROJECT) not in sys.path:
-    sys.path.insert(0, str(PROJECT))
-import labnet  # noqa: E402 (beside this module; standard library only)
-from hapx.crm import CRM  # noqa: E402 (standard library only)
 
 
 class LabCommandError(RuntimeError):
@@ -304,10 +304,7 @@ def apply_under_poll(lab: Lab, render: Path | None, interval: float,
     applies a render with the plan's steps; the VM lab runs `pulumi up` of its stack file (the
     change already written there; render None). The result and the poller's summary."""
     poller = client_poller(lab, interval, client_timeout, max_seconds=STEPS_TIMEOUT_S + 420)
-    if lab.backend == "vm":
-        command = ["pulumi", "--timeout", str(STEPS_TIMEOUT_S), "--", "up", "--yes", "--skip-preview"]
-    else:
-        command = ["steps", "--render", str(render)]
+    command = backend(lab.backend).change_args(render, STEPS_TIMEOUT_S)
     try:
         poller.wait_for("ready", timeout=60)
         res = labctl(lab.backend, *command, timeout=STEPS_TIMEOUT_S + 300, check=False)

@@ -16,7 +16,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from labnet import LabError, in_ns, pid_alive, run, write_file
+from lab.labnet import LabError, in_ns, pid_alive, run, write_file
 
 START_TIMEOUT_S = 10
 

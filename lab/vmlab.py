@@ -17,7 +17,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from labnet import (
+from lab.labnet import (
     BUILD,
     PROJECT,
     LabError,
@@ -34,7 +34,7 @@ from labnet import (
     wait_vip,
     write_file,
 )
-from pulumirun import PulumiTimeout, run_bounded, tail
+from lab.pulumirun import PulumiTimeout, run_bounded, tail
 
 NAME = "vm"
 NS = os.environ.get("HAPX_VM_NS", "hapx-vm")
@@ -368,6 +368,12 @@ def ports(state: dict) -> dict[str, str]:
             raise LabError(f"cannot find {node}'s port: {out}")
         found[node] = taps[0]
     return found
+
+
+def change_args(render: Path | None, timeout: float) -> list[str]:
+    """labctl's arguments that apply a changed configuration: `pulumi up` of the stack file, the
+    change already written there (render None), bounded by timeout seconds."""
+    return ["pulumi", "--timeout", str(timeout), "--", "up", "--yes", "--skip-preview"]
 
 
 def down(quiet: bool = False) -> int:

@@ -1,16 +1,13 @@
-"""Shared test fixtures: the project on sys.path, the stack files as plain dicts, the tiers'
+"""Shared test fixtures: the stack files as plain dicts, the tiers'
 order (unit, validate, containers, vm: cheapest first) and the lab figures' summary."""
 
-import sys
 from pathlib import Path
 
 import pytest
 
-PROJECT = Path(__file__).resolve().parent.parent
-if str(PROJECT) not in sys.path:
-    sys.path.insert(0, str(PROJECT))
+from hapx.stackfile import load_stack_file
 
-from hapx.stackfile import load_stack_file  # noqa: E402
+PROJECT = Path(__file__).resolve().parent.parent
 
 TIERS = ("unit", "validate", "containers", "vm")
 # Figures the lab tiers measured, printed in pytest's summary (they are not pass/fail bounds).

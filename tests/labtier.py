@@ -14,12 +14,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from tests.conftest import PROJECT
-
-sys.path.insert(0, str(PROJECT / "lab"))
-
-import labclient
-import labnet
+from lab import labclient, labnet
 
 TOOLS = {
     "containers": ("systemd-nspawn", "mmdebstrap", "nsenter", "unshare", "ip", "bridge", "ssh", "openssl", "curl",

@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 
-from labclient import CRM, LABCTL, LINGER_S, Lab, wait_until
+from lab.labclient import CRM, LABCTL, LINGER_S, Lab, wait_until
 from tests.containers.test_faults import DRAINED_LOG, HANDOFF_BOUND_S, MOVE_BOUND_S, agent_log_count, client, healthy
 
 AGENT_PATH = "/usr/lib/ocf/resource.d/hapx/ipaddr"

@@ -25,9 +25,9 @@ import re
 import shlex
 import time
 
-import labnet
 from hapx.rendering import ADMIN_SOCKET, BACKEND as HAPROXY_BACKEND
-from labclient import CRM, LINGER_S, Lab, wait_until
+from lab import labnet
+from lab.labclient import CRM, LINGER_S, Lab, wait_until
 from tests.containers.test_faults import (
     CLIENT_TIMEOUT_S,
     HANDOFF_LOG,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from labclient import CRM, labctl
+from lab.labclient import CRM, labctl
 from tests.labtier import check_vip_serves_through_haproxy
 
 

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import yaml
 
-from labclient import PROJECT, Lab, labctl, render_with_secrets, wait_until
+from lab.labclient import PROJECT, Lab, labctl, render_with_secrets, wait_until
 from tests.containers.test_faults import FAILOVER_BOUND_S, REJOIN_BOUND_S, client, healthy
 
 STEP_TIMEOUT_S = 600

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from labclient import Lab, Poller, wait_until
+from lab.labclient import Lab, Poller, wait_until
 from tests.containers.test_faults import REJOIN_BOUND_S, healthy
 
 POLL_S = 0.05

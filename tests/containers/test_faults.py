@@ -39,8 +39,8 @@ from pathlib import Path
 
 import yaml
 
-import vmlab
-from labclient import (
+from lab import vmlab
+from lab.labclient import (
     CRM,
     LINGER_S,
     PROJECT,

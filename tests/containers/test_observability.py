@@ -18,7 +18,7 @@ from hapx import rendering
 from hapx.outputs import plain_outputs
 from hapx.settings import settings_from_dict
 from hapx.stackfile import load_stack_file
-from labclient import wait_until
+from lab.labclient import wait_until
 from tests.conftest import PROJECT
 
 CHANGE_BOUND_S = 60  # 3 failed checks 2 s apart (or 2 good ones) and a scrape, with room for a loaded host

@@ -7,7 +7,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from labclient import labctl, state_file
+from lab.labclient import labctl, state_file
 
 RESPONDER = str(Path(__file__).resolve().parents[2] / "lab" / "responder.py")
 

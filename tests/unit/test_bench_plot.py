@@ -1,20 +1,8 @@
 """lab/bench-plot: saved benchmark results become one panel per backend and kind (the PNG itself: validate tier)."""
 
-import importlib.machinery
-import importlib.util
-
 import pytest
 
-from tests.conftest import PROJECT
-
-SCRIPT = PROJECT / "lab" / "bench-plot"
-
-
-def load_bench_plot():
-    loader = importlib.machinery.SourceFileLoader("bench_plot", str(SCRIPT))
-    module = importlib.util.module_from_spec(importlib.util.spec_from_loader("bench_plot", loader))
-    loader.exec_module(module)
-    return module
+from lab.cli import bench_plot
 
 
 def result(backend: str, hard: list, switchover: list) -> dict:
@@ -23,7 +11,6 @@ def result(backend: str, hard: list, switchover: list) -> dict:
 
 
 def test_panels_per_backend_and_kind_with_their_medians():
-    bench_plot = load_bench_plot()
     panels = bench_plot.panels([result("vm", [6.0, 8.0, 7.0], []), result("containers", [0.8, 0.9], [0.0, 0.1, 0.0])])
     assert [(p["backend"], p["kind"]) for p in panels] == [("containers", "hard"), ("containers", "switchover"),
                                                           ("vm", "hard")]
@@ -31,9 +18,7 @@ def test_panels_per_backend_and_kind_with_their_medians():
     assert panels[2]["outages"] == [6.0, 8.0, 7.0]  # run order kept
 
 
-
 def test_a_benchmark_cut_short_says_so():
-    bench_plot = load_bench_plot()
     cut = {**result("containers", [0.8], []), "complete": False}
     assert bench_plot.panels([cut])[0]["note"].endswith(", cut short")
     assert not bench_plot.panels([result("containers", [0.8], [])])[0]["note"].endswith("cut short")

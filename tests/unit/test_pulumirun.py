@@ -17,11 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PROJECT
-
-sys.path.insert(0, str(PROJECT / "lab"))
-
-from pulumirun import PulumiTimeout, lock_files, run_bounded
+from lab.pulumirun import PulumiTimeout, lock_files, run_bounded
 
 LOCK_DIR = Path(".pulumi/locks/organization/hapx/lab")
 BOUND_S = 1.0

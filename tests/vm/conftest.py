@@ -16,10 +16,8 @@ import time
 
 import pytest
 
-from tests.labtier import lab_session, require  # puts lab/ on sys.path
-
-# isort: split
-from labclient import LAB_DIR, LABCTL
+from lab.labclient import LAB_DIR, LABCTL
+from tests.labtier import lab_session, require
 
 UP_TIMEOUT_S = 3600  # a cold engine build and image come first when nothing is cached
 SOAK_MINUTES = 10

@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 import time
 
-from labclient import Lab, Poller, wait_until
-from pulumirun import INTERRUPT_GRACE_S
+from lab.labclient import Lab, Poller, wait_until
+from lab.pulumirun import INTERRUPT_GRACE_S
 from tests.conftest import PROJECT, load_stack_file
 from tests.labtier import check_vip_serves_through_haproxy
 
