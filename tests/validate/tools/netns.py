@@ -10,6 +10,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+from lab.labnet import pid_alive
 from tests.validate.tools.procs import run, run_ok
 
 NETNS_PREFIX = "hapx-val-"
@@ -26,22 +27,12 @@ def list_netns() -> list[str]:
         return []
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def stale_netns() -> list[str]:
     """Namespaces of this tier whose creating process is gone (left by a crashed run)."""
     stale = []
     for name in list_netns():
         m = re.match(rf"^{re.escape(NETNS_PREFIX)}(\d+)-\d+$", name)
-        if m and not _pid_alive(int(m.group(1))):
+        if m and not pid_alive(int(m.group(1))):
             stale.append(name)
     return stale
 
