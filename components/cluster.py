@@ -13,10 +13,11 @@ import pulumi_command as command
 import pulumi_libvirt as libvirt
 
 from hapx import bootstrap, keys, outputs, rendering
-from hapx.model import Node, Settings, SettingsError
+from hapx.model import GivenSecret, Node, Settings, SettingsError
 from hapx.rendering import HostKey, SecretValues
 from hapx.settings import local_problems, settings_from_dict
 
+from .config import SECRET_ARGS
 from .node import HaproxyNode, HaproxyNodeArgs
 from .secrets import RandomSecret, SshKeyPair
 
@@ -41,8 +42,11 @@ class HaproxyClusterArgs:
     def from_config(cls, config: Mapping[str, Any], **secrets: Optional[pulumi.Input[str]]) -> HaproxyClusterArgs:
         """Args from a mapping shaped like a stack's `hapx:` config (the README's settings table,
         keys without `hapx:`), checked as `pulumi up` checks a stack: raise SettingsError listing
-        every problem. secrets: ssh_private_key, corosync_authkey, stats_password (None: generated)."""
-        settings = settings_from_dict(config)
+        every problem. secrets: ssh_private_key, corosync_authkey, stats_password (None: generated);
+        one given as a string is checked by its setting's rule too (an Output cannot be, yet)."""
+        given = {key: GivenSecret(value) for key, arg in SECRET_ARGS.items()
+                 if isinstance(value := secrets.get(arg), str)}
+        settings = settings_from_dict({**config, **given})
         problems = local_problems(settings, os.getcwd())
         if problems:
             raise SettingsError(problems)

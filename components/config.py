@@ -17,8 +17,9 @@ from hapx import spec
 from hapx.model import GivenSecret, Settings, SettingsError
 from hapx.settings import local_problems, settings_from_dict
 
-_SECRET_ARGS = {"sshPrivateKey": "ssh_private_key", "corosyncAuthkey": "corosync_authkey",
-                "statsPassword": "stats_password"}
+# Each secret setting's HaproxyClusterArgs field.
+SECRET_ARGS = {"sshPrivateKey": "ssh_private_key", "corosyncAuthkey": "corosync_authkey",
+               "statsPassword": "stats_password"}
 
 
 def _configured_keys() -> set[str]:
@@ -44,7 +45,7 @@ def read_config() -> tuple[Settings, dict[str, Optional[pulumi.Output[str]]]]:
     keys = _configured_keys()
     prefix = spec.NAMESPACE + ":"
     raw: dict[str, Any] = {}
-    secrets: dict[str, Optional[pulumi.Output[str]]] = dict.fromkeys(_SECRET_ARGS.values())
+    secrets: dict[str, Optional[pulumi.Output[str]]] = dict.fromkeys(SECRET_ARGS.values())
     for full in sorted(k for k in keys if k.startswith(prefix)):
         key = full[len(prefix):]
         value = _raw_value(full, key)
@@ -52,7 +53,7 @@ def read_config() -> tuple[Settings, dict[str, Optional[pulumi.Output[str]]]]:
             continue
         if key in spec.SECRET_KEYS:
             raw[key] = GivenSecret(value, encrypted=runtime_config.is_config_secret(full))
-            secrets[_SECRET_ARGS[key]] = pulumi.Output.secret(value)
+            secrets[SECRET_ARGS[key]] = pulumi.Output.secret(value)
         else:
             raw[key] = value
     try:

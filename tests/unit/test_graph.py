@@ -356,3 +356,19 @@ def test_the_readme_outputs_table_is_the_list():
     start = readme.index("| output | holds |")
     assert readme[start:readme.index("\n\n", start) + 1] == outputs.markdown_table(), \
         "README's outputs table differs from hapx/outputs.py: paste `python -m hapx.outputs` into it"
+
+
+def test_args_from_config_check_the_settings_and_a_given_secret_as_a_stack_does():
+    """HaproxyClusterArgs.from_config, the library's way in: the stack's keys and checks; a secret
+    given as a string meets its setting's rule, never echoed."""
+    from components import HaproxyClusterArgs
+    from hapx.model import SettingsError
+    from hapx.stackfile import load_stack_file
+
+    config = load_stack_file(str(PROJECT / "Pulumi.dev.yaml"))
+    assert str(HaproxyClusterArgs.from_config(config).settings.vip) == "192.168.4.20"
+    with pytest.raises(SettingsError) as err:
+        HaproxyClusterArgs.from_config({**config, "vip": "10.0.0.20"}, stats_password="short pass")
+    message = str(err.value)
+    assert "hapx:vip: 10.0.0.20 is outside network.cidr 192.168.4.0/24" in message
+    assert "hapx:statsPassword: must be 12 to 128" in message and "short pass" not in message
