@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Optional
@@ -13,11 +12,10 @@ import pulumi_command as command
 import pulumi_libvirt as libvirt
 
 from hapx import bootstrap, keys, outputs, rendering
-from hapx.model import GivenSecret, Node, Settings, SettingsError
+from hapx.model import GivenSecret, Node, Settings
 from hapx.rendering import HostKey, SecretValues
-from hapx.settings import local_problems, settings_from_dict
 
-from .config import SECRET_ARGS
+from .config import SECRET_ARGS, checked_settings
 from .node import HaproxyNode, HaproxyNodeArgs
 from .secrets import RandomSecret, SshKeyPair
 
@@ -46,11 +44,7 @@ class HaproxyClusterArgs:
         one given as a string is checked by its setting's rule too (an Output cannot be, yet)."""
         given = {key: GivenSecret(value) for key, arg in SECRET_ARGS.items()
                  if isinstance(value := secrets.get(arg), str)}
-        settings = settings_from_dict({**config, **given})
-        problems = local_problems(settings, os.getcwd())
-        if problems:
-            raise SettingsError(problems)
-        return cls(settings, **secrets)
+        return cls(checked_settings({**config, **given}), **secrets)
 
 
 class HaproxyCluster(pulumi.ComponentResource):

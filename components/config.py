@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable, Mapping
 from typing import Any, Optional
 
 import pulumi
@@ -40,6 +41,17 @@ def _raw_value(full_key: str, key: str) -> Any:
     return text
 
 
+def checked_settings(raw: Mapping[str, Any], other_keys: Iterable[str] = ()) -> Settings:
+    """Settings from a stack's `hapx:` values, checked as `pulumi up` checks them: every rule, then
+    what only this machine can see (a local baseImage, relative to the working directory); raise
+    SettingsError listing every problem."""
+    settings = settings_from_dict(raw, other_keys)
+    problems = local_problems(settings, os.getcwd())
+    if problems:
+        raise SettingsError(problems)
+    return settings
+
+
 def read_config() -> tuple[Settings, dict[str, Optional[pulumi.Output[str]]]]:
     """Settings and the given secrets (None: generate one); raise pulumi.RunError listing every problem."""
     keys = _configured_keys()
@@ -57,10 +69,7 @@ def read_config() -> tuple[Settings, dict[str, Optional[pulumi.Output[str]]]]:
         else:
             raw[key] = value
     try:
-        settings = settings_from_dict(raw, (k for k in keys if not k.startswith(prefix)))
-        problems = local_problems(settings, os.getcwd())
-        if problems:
-            raise SettingsError(problems)
+        settings = checked_settings(raw, (k for k in keys if not k.startswith(prefix)))
     except SettingsError as err:
         # RunError: Pulumi prints the message alone, without a Python stack trace.
         raise pulumi.RunError(str(err)) from None
